@@ -1,0 +1,35 @@
+// The x86_64 guest physical memory map crosvm builds. Every fixed address lives here.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "memory/guest_memory.h"
+
+namespace crosvm::arch {
+
+inline constexpr uint64_t kGdtAddr = 0x500;
+inline constexpr uint64_t kIdtAddr = 0x520;
+inline constexpr uint64_t kZeroPageAddr = 0x7000;
+inline constexpr uint64_t kBootStackTop = 0x8ff0;
+inline constexpr uint64_t kPml4Addr = 0x9000;
+inline constexpr uint64_t kPdptAddr = 0xa000;
+inline constexpr uint64_t kPdAddr = 0xb000;  // four page directories: identity map of 4 GiB
+inline constexpr uint64_t kCmdlineAddr = 0x20000;
+inline constexpr uint64_t kCmdlineMaxSize = 2048;  // COMMAND_LINE_SIZE of x86 Linux
+inline constexpr uint64_t kEbdaStart = 0x9fc00;    // last KiB of base memory: the MP table
+inline constexpr uint64_t kMpTableAddr = kEbdaStart;
+inline constexpr uint64_t kBiosStart = 0xf0000;  // SMBIOS entry point (scanned by the guest)
+inline constexpr uint64_t kSmbiosAddr = kBiosStart;
+inline constexpr uint64_t kHighMemStart = 0x100000;    // 1 MiB: where bzImage kernels load
+inline constexpr uint64_t kMmioGapStart = 0xd0000000;  // RAM stops here below 4 GiB ...
+inline constexpr uint64_t kMmioGapEnd = 0x100000000;   // ... and resumes at 4 GiB
+inline constexpr uint64_t kIoapicAddr = 0xfec00000;
+inline constexpr uint64_t kLapicAddr = 0xfee00000;
+inline constexpr uint64_t kIdentityMapAddr = 0xfffbc000;  // KVM's private pages (VMX only)
+inline constexpr uint64_t kTssAddr = 0xfffbd000;
+
+// RAM ranges for a guest of `mem_bytes`: below the MMIO gap, then above 4 GiB.
+std::vector<memory::MemoryRange> MemoryRanges(uint64_t mem_bytes);
+
+}  // namespace crosvm::arch

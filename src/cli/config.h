@@ -1,0 +1,40 @@
+// Everything `crosvm run` was asked to do, parsed and validated, before anything is created.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace crosvm::cli {
+
+struct DiskOption {
+  std::string path;
+  bool writable = false;
+  bool root = false;  // -r: also adds root=/dev/vdX ro to the command line
+};
+
+struct SerialOption {
+  enum class Type { kStdout, kSink, kFile, kSyslog };
+  int num = 1;  // 1..4 = COM1..COM4
+  Type type = Type::kSink;
+  std::string path;  // for kFile
+  bool console = false;
+};
+
+struct Config {
+  std::string kernel;
+  std::optional<std::string> initrd;
+  std::vector<std::string> params;
+  uint32_t cpus = 1;
+  std::vector<int> cpu_affinity;  // empty: no pinning
+  uint64_t mem_mib = 256;
+  std::vector<DiskOption> disks;
+  bool sandbox = true;  // the seed's default: multiprocess mode
+  std::optional<std::string> syslog_tag;
+  std::vector<SerialOption> serials;  // as given with --serial; defaults filled in by the VM
+  std::optional<std::string> socket_path;
+  std::optional<std::string> seccomp_policy_dir;
+};
+
+}  // namespace crosvm::cli

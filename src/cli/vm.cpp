@@ -1,0 +1,496 @@
+#include "cli/vm.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <sstream>
+#include <thread>
+
+#include "arch/x86_64/boot.h"
+#include "arch/x86_64/layout.h"
+#include "arch/x86_64/mptable.h"
+#include "arch/x86_64/smbios.h"
+#include "base/event_loop.h"
+#include "base/eventfd.h"
+#include "base/logging.h"
+#include "base/terminal.h"
+#include "devices/bus.h"
+#include "devices/cmos.h"
+#include "devices/i8042.h"
+#include "devices/serial.h"
+#include "kvm/kvm.h"
+#include "loader/cmdline.h"
+#include "loader/kernel_loader.h"
+#include "memory/guest_memory.h"
+
+namespace crosvm::cli {
+namespace {
+
+using base::Error;
+using base::Ok;
+using base::Result;
+using base::Status;
+
+std::string Hex(uint64_t v) {
+  std::ostringstream s;
+  s << "0x" << std::hex << v;
+  return s.str();
+}
+
+// The first reason the VM should end wins; later ones are ignored.
+class ExitRequest {
+ public:
+  static Result<std::unique_ptr<ExitRequest>> Create() {
+    CROSVM_ASSIGN_OR_RETURN(auto evt, base::EventFd::Create(EFD_NONBLOCK));
+    return std::unique_ptr<ExitRequest>(new ExitRequest(std::move(evt)));
+  }
+  void Request(int code, const std::string& reason) {
+    {
+      std::lock_guard lock(mu_);
+      if (code_) return;
+      code_ = code;
+      reason_ = reason;
+    }
+    (void)evt_.Write();
+  }
+  int fd() const { return evt_.fd(); }
+  std::pair<int, std::string> Get() {
+    std::lock_guard lock(mu_);
+    return {code_.value_or(kExitVmError), reason_};
+  }
+
+ private:
+  explicit ExitRequest(base::EventFd evt) : evt_(std::move(evt)) {}
+  base::EventFd evt_;
+  std::mutex mu_;
+  std::optional<int> code_;
+  std::string reason_;
+};
+
+struct Buses {
+  devices::Bus io{"io"};
+  devices::Bus mmio{"mmio"};
+};
+
+int KickSignal() {
+  return SIGRTMIN;
+}
+
+void InstallKickHandler() {
+  struct sigaction sa {};
+  sa.sa_handler = [](int) {};  // only there to interrupt KVM_RUN with EINTR
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = 0;  // no SA_RESTART
+  sigaction(KickSignal(), &sa, nullptr);
+}
+
+std::string ExitDiagnostics(const kvm::Vcpu& vcpu) {
+  auto regs = vcpu.GetRegs();
+  if (!regs.ok()) return "";
+  return " (rip " + Hex(regs->rip) + ", rsp " + Hex(regs->rsp) + ")";
+}
+
+void VcpuLoop(kvm::Vcpu& vcpu, Buses& buses, ExitRequest& exit, const std::atomic<bool>& stop,
+              const std::vector<int>& affinity) {
+  const std::string name = "vcpu " + std::to_string(vcpu.id());
+  if (!affinity.empty()) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    for (int cpu : affinity) CPU_SET(cpu, &set);
+    int err = pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+    if (err != 0) {
+      exit.Request(kExitVmError, name + ": cannot set CPU affinity: " + std::strerror(err));
+      return;
+    }
+  }
+  while (!stop.load(std::memory_order_acquire)) {
+    auto ran = vcpu.Run();
+    if (!ran.ok()) {
+      exit.Request(kExitVmError, ran.error().ToString());
+      return;
+    }
+    if (!*ran) continue;  // kicked: look at `stop` again
+    kvm_run* run = vcpu.run();
+    switch (run->exit_reason) {
+      case KVM_EXIT_IO: {
+        uint64_t size = run->io.size;
+        uint64_t total = size * run->io.count;
+        if (run->io.data_offset > vcpu.run_size() ||
+            total > vcpu.run_size() - run->io.data_offset) {
+          exit.Request(kExitVmError, name + ": KVM reported port I/O data outside kvm_run");
+          return;
+        }
+        uint8_t* data = reinterpret_cast<uint8_t*>(run) + run->io.data_offset;
+        for (uint32_t i = 0; i < run->io.count; ++i) {
+          if (run->io.direction == KVM_EXIT_IO_OUT) {
+            buses.io.Write(run->io.port, {data + i * size, size});
+          } else {
+            buses.io.Read(run->io.port, {data + i * size, size});
+          }
+        }
+        break;
+      }
+      case KVM_EXIT_MMIO: {
+        size_t len = std::min<size_t>(run->mmio.len, sizeof(run->mmio.data));
+        if (run->mmio.is_write) {
+          buses.mmio.Write(run->mmio.phys_addr, {run->mmio.data, len});
+        } else {
+          buses.mmio.Read(run->mmio.phys_addr, {run->mmio.data, len});
+        }
+        break;
+      }
+      case KVM_EXIT_INTR:
+        break;
+      case KVM_EXIT_HLT:
+        exit.Request(kExitOk, name + " halted with interrupts off: the guest stopped");
+        return;
+      case KVM_EXIT_SHUTDOWN:
+        exit.Request(kExitOk, name +
+                                  ": triple fault (KVM_EXIT_SHUTDOWN), handled as a guest "
+                                  "reset; crosvm does not restart guests" +
+                                  ExitDiagnostics(vcpu));
+        return;
+      case KVM_EXIT_SYSTEM_EVENT:
+        switch (run->system_event.type) {
+          case KVM_SYSTEM_EVENT_SHUTDOWN:
+            exit.Request(kExitOk, name + ": the guest powered off");
+            return;
+          case KVM_SYSTEM_EVENT_RESET:
+            exit.Request(kExitOk, name + ": the guest reset; crosvm does not restart guests");
+            return;
+          case KVM_SYSTEM_EVENT_CRASH:
+            exit.Request(kExitGuestCrash, name + ": the guest reported a crash");
+            return;
+          default:
+            exit.Request(kExitVmError,
+                         name + ": unknown system event " + std::to_string(run->system_event.type));
+            return;
+        }
+      case KVM_EXIT_FAIL_ENTRY:
+        exit.Request(kExitVmError, name + ": KVM could not enter the guest (hardware reason " +
+                                       Hex(run->fail_entry.hardware_entry_failure_reason) + ")" +
+                                       ExitDiagnostics(vcpu));
+        return;
+      case KVM_EXIT_INTERNAL_ERROR:
+        exit.Request(kExitVmError, name + ": KVM internal error, suberror " +
+                                       std::to_string(run->internal.suberror) +
+                                       " (1 = the instruction emulator failed)" +
+                                       ExitDiagnostics(vcpu));
+        return;
+      default:
+        exit.Request(kExitVmError, name + ": unexpected KVM exit reason " +
+                                       std::to_string(run->exit_reason) + ExitDiagnostics(vcpu));
+        return;
+    }
+  }
+}
+
+Status CheckKvm(const kvm::Kvm& kvm, uint32_t cpus) {
+  const std::pair<int, const char*> required[] = {
+      {KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP"},
+      {KVM_CAP_PIT2, "KVM_CAP_PIT2"},
+      {KVM_CAP_IRQFD, "KVM_CAP_IRQFD"},
+      {KVM_CAP_IOEVENTFD, "KVM_CAP_IOEVENTFD"},
+      {KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY"},
+      {KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT"},
+      {KVM_CAP_SET_TSS_ADDR, "KVM_CAP_SET_TSS_ADDR"},
+  };
+  for (auto [cap, name] : required) {
+    if (!kvm.CheckExtension(cap)) return Error(std::string("this KVM lacks ") + name);
+  }
+  int max = kvm.CheckExtension(KVM_CAP_MAX_VCPUS);
+  if (max == 0) max = kvm.CheckExtension(KVM_CAP_NR_VCPUS);
+  if (max > 0 && cpus > static_cast<uint32_t>(max)) {
+    return Error("-c " + std::to_string(cpus) + ": this KVM supports at most " +
+                 std::to_string(max) + " vCPUs");
+  }
+  return Ok();
+}
+
+Status CheckAffinity(const std::vector<int>& cpus) {
+  long host = sysconf(_SC_NPROCESSORS_CONF);
+  for (int cpu : cpus) {
+    if (host > 0 && cpu >= host) {
+      return Error("--cpu-affinity: host CPU " + std::to_string(cpu) +
+                   " does not exist (this host has CPUs 0-" + std::to_string(host - 1) + ")");
+    }
+  }
+  return Ok();
+}
+
+struct SerialPort {
+  uint16_t port;
+  uint32_t irq;
+};
+constexpr SerialPort kSerialPorts[] = {{0x3f8, 4}, {0x2f8, 3}, {0x3e8, 4}, {0x2e8, 3}};
+
+// What each of COM1..COM4 is connected to: the --serial options, or COM1 on stdout as the
+// console when none are given.
+std::vector<SerialOption> SerialLayout(const Config& config) {
+  std::vector<SerialOption> ports(4);
+  for (int i = 0; i < 4; ++i) ports[i].num = i + 1;
+  if (config.serials.empty()) {
+    ports[0].type = SerialOption::Type::kStdout;
+    ports[0].console = true;
+  } else {
+    for (const auto& s : config.serials) ports[s.num - 1] = s;
+  }
+  return ports;
+}
+
+class Vm {
+ public:
+  explicit Vm(const Config& config) : config_(config) {}
+  Result<int> Run();
+
+ private:
+  Status Setup();
+  Status SetupMemoryAndKernel();
+  Status SetupDevices();
+  Status SetupVcpus();
+  void StopVcpus();
+
+  const Config& config_;
+  std::optional<kvm::Kvm> kvm_;
+  std::optional<kvm::Vm> vm_;
+  std::optional<memory::GuestMemory> mem_;
+  loader::LoadedKernel kernel_{};
+  Buses buses_;
+  std::unique_ptr<ExitRequest> exit_;
+  std::vector<base::EventFd> irq_events_;
+  std::vector<base::ScopedFd> serial_files_;
+  std::shared_ptr<devices::Serial> stdin_serial_;
+  std::vector<std::unique_ptr<kvm::Vcpu>> vcpus_;
+  std::vector<std::thread> threads_;
+  std::atomic<bool> stop_{false};
+};
+
+Status Vm::SetupMemoryAndKernel() {
+  uint64_t mem_bytes = config_.mem_mib << 20;
+  CROSVM_ASSIGN_OR_RETURN(auto mem, memory::GuestMemory::Create(arch::MemoryRanges(mem_bytes)));
+  mem_.emplace(std::move(mem));
+
+  CROSVM_ASSIGN_OR_RETURN(auto image, loader::ReadFile(config_.kernel));
+  auto kernel = loader::LoadKernel(*mem_, image, arch::kHighMemStart);
+  if (!kernel.ok()) return kernel.error().Wrap("kernel " + config_.kernel);
+  kernel_ = *kernel;
+
+  std::optional<arch::InitrdPlacement> initrd;
+  if (config_.initrd) {
+    CROSVM_ASSIGN_OR_RETURN(auto bytes, loader::ReadFile(*config_.initrd));
+    auto addr = loader::LoadInitrd(*mem_, kernel_, bytes);
+    if (!addr.ok()) return addr.error().Wrap("initrd " + *config_.initrd);
+    initrd = arch::InitrdPlacement{*addr, bytes.size()};
+  }
+
+  loader::KernelCmdline cmdline(std::min<uint64_t>(kernel_.cmdline_max, arch::kCmdlineMaxSize));
+  for (const auto& s : SerialLayout(config_)) {
+    if (s.console)
+      CROSVM_RETURN_IF_ERROR(cmdline.Insert("console", "ttyS" + std::to_string(s.num - 1)));
+  }
+  // A panic reboots at once, and a reboot goes through the i8042, which ends crosvm.
+  CROSVM_RETURN_IF_ERROR(cmdline.InsertStr("reboot=k panic=-1"));
+  for (const auto& p : config_.params) CROSVM_RETURN_IF_ERROR(cmdline.InsertStr(p));
+  const std::string& line = cmdline.str();
+  CROSVM_RETURN_IF_ERROR(mem_->Write(
+      arch::kCmdlineAddr, {reinterpret_cast<const uint8_t*>(line.c_str()), line.size() + 1}));
+
+  CROSVM_RETURN_IF_ERROR(arch::WriteZeroPage(*mem_, kernel_.bzimage_header, arch::kCmdlineAddr,
+                                             cmdline.size_with_nul(), initrd));
+  CROSVM_RETURN_IF_ERROR(arch::WriteLongModeTables(*mem_));
+  CROSVM_RETURN_IF_ERROR(arch::WriteMpTable(*mem_, config_.cpus));
+  CROSVM_RETURN_IF_ERROR(arch::WriteSmbios(*mem_));
+
+  CROSVM_LOG(INFO) << "kernel " << config_.kernel << " ("
+                   << (kernel_.format == loader::KernelFormat::kElf ? "ELF" : "bzImage")
+                   << ", entry " << Hex(kernel_.entry) << "), " << config_.cpus << " vCPU(s), "
+                   << config_.mem_mib << " MiB"
+                   << (initrd ? ", initrd " + std::to_string(initrd->size) + " bytes at " +
+                                    Hex(initrd->addr)
+                              : std::string());
+  CROSVM_LOG(INFO) << "kernel command line: " << line;
+  return Ok();
+}
+
+Status Vm::SetupDevices() {
+  auto add_irq = [&](uint32_t gsi) -> Result<base::EventFd*> {
+    CROSVM_ASSIGN_OR_RETURN(auto evt, base::EventFd::Create(EFD_NONBLOCK));
+    CROSVM_RETURN_IF_ERROR(vm_->RegisterIrqfd(evt.fd(), gsi));
+    irq_events_.push_back(std::move(evt));
+    return &irq_events_.back();
+  };
+  irq_events_.reserve(8);  // pointers into it are captured below: no reallocation
+
+  auto layout = SerialLayout(config_);
+  for (size_t i = 0; i < layout.size(); ++i) {
+    const auto& opt = layout[i];
+    int out_fd = -1;
+    if (opt.type == SerialOption::Type::kStdout) {
+      out_fd = STDOUT_FILENO;
+    } else if (opt.type == SerialOption::Type::kFile) {
+      int fd = open(opt.path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+      if (fd < 0) return Error::FromErrno("--serial: cannot open " + opt.path);
+      serial_files_.emplace_back(fd);
+      out_fd = fd;
+    }
+    CROSVM_ASSIGN_OR_RETURN(base::EventFd * irq, add_irq(kSerialPorts[i].irq));
+    auto serial = std::make_shared<devices::Serial>("COM" + std::to_string(i + 1), out_fd,
+                                                    [irq] { (void)irq->Write(); });
+    CROSVM_RETURN_IF_ERROR(buses_.io.Insert(serial, kSerialPorts[i].port, 8));
+    if (opt.type == SerialOption::Type::kStdout && !stdin_serial_) stdin_serial_ = serial;
+  }
+
+  uint64_t mem_bytes = config_.mem_mib << 20;
+  uint64_t below = std::min(mem_bytes, arch::kMmioGapStart);
+  CROSVM_RETURN_IF_ERROR(
+      buses_.io.Insert(std::make_shared<devices::Cmos>(below, mem_bytes - below), 0x70, 2));
+  ExitRequest* exit = exit_.get();
+  CROSVM_RETURN_IF_ERROR(buses_.io.Insert(std::make_shared<devices::I8042>([exit] {
+                                            exit->Request(kExitOk,
+                                                          "the guest reset the machine through "
+                                                          "the i8042 keyboard controller; crosvm "
+                                                          "does not restart guests");
+                                          }),
+                                          0x64, 1));
+  return Ok();
+}
+
+Status Vm::SetupVcpus() {
+  CROSVM_ASSIGN_OR_RETURN(size_t run_size, kvm_->VcpuMmapSize());
+  CROSVM_ASSIGN_OR_RETURN(auto cpuid, kvm_->GetSupportedCpuid());
+  CROSVM_ASSIGN_OR_RETURN(auto msr_list, kvm_->GetMsrIndexList());
+  for (uint32_t id = 0; id < config_.cpus; ++id) {
+    CROSVM_ASSIGN_OR_RETURN(auto vcpu, vm_->CreateVcpu(id, run_size));
+    auto v = std::make_unique<kvm::Vcpu>(std::move(vcpu));
+    CROSVM_RETURN_IF_ERROR(arch::SetupCpuid(*v, cpuid, config_.cpus));
+    CROSVM_RETURN_IF_ERROR(arch::SetupMsrs(*v, msr_list));
+    CROSVM_RETURN_IF_ERROR(arch::SetupFpu(*v));
+    CROSVM_RETURN_IF_ERROR(arch::SetupLapic(*v));
+    // Only the boot CPU starts in long mode; the others wait in the in-kernel LAPIC for the
+    // guest's INIT/SIPI, as on real hardware.
+    if (id == 0) CROSVM_RETURN_IF_ERROR(arch::SetupLongModeRegisters(*v, kernel_.entry));
+    vcpus_.push_back(std::move(v));
+  }
+  return Ok();
+}
+
+Status Vm::Setup() {
+  CROSVM_RETURN_IF_ERROR(CheckAffinity(config_.cpu_affinity));
+  CROSVM_ASSIGN_OR_RETURN(auto kvm, kvm::Kvm::Open());
+  kvm_.emplace(std::move(kvm));
+  CROSVM_RETURN_IF_ERROR(CheckKvm(*kvm_, config_.cpus));
+  CROSVM_ASSIGN_OR_RETURN(exit_, ExitRequest::Create());
+
+  // Everything that can fail because of the user's files happens before KVM objects exist.
+  CROSVM_RETURN_IF_ERROR(SetupMemoryAndKernel());
+
+  CROSVM_ASSIGN_OR_RETURN(auto vm, kvm_->CreateVm());
+  vm_.emplace(std::move(vm));
+  CROSVM_RETURN_IF_ERROR(vm_->SetTssAddr(arch::kTssAddr));
+  CROSVM_RETURN_IF_ERROR(vm_->SetIdentityMapAddr(arch::kIdentityMapAddr));
+  CROSVM_RETURN_IF_ERROR(vm_->CreateIrqchip());
+  CROSVM_RETURN_IF_ERROR(vm_->CreatePit2());
+  uint32_t slot = 0;
+  for (const auto& r : mem_->regions()) {
+    CROSVM_RETURN_IF_ERROR(
+        vm_->SetUserMemoryRegion(slot++, r.guest_addr, r.size, r.mapping.data()));
+  }
+  CROSVM_RETURN_IF_ERROR(SetupDevices());
+  return SetupVcpus();
+}
+
+void Vm::StopVcpus() {
+  stop_.store(true, std::memory_order_release);
+  for (size_t i = 0; i < threads_.size(); ++i) {
+    vcpus_[i]->SetImmediateExit(true);
+    pthread_kill(threads_[i].native_handle(), KickSignal());
+  }
+  for (auto& t : threads_) t.join();
+  threads_.clear();
+}
+
+Result<int> Vm::Run() {
+  // SIGINT/SIGTERM/SIGHUP are read from a signalfd by the main loop; every thread created
+  // from here on inherits the blocked mask, so none of them is interrupted by these.
+  sigset_t term;
+  sigemptyset(&term);
+  for (int s : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&term, s);
+  pthread_sigmask(SIG_BLOCK, &term, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+  int sfd = signalfd(-1, &term, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (sfd < 0) return Error::FromErrno("signalfd");
+  base::ScopedFd signal_fd(sfd);
+
+  CROSVM_RETURN_IF_ERROR(Setup());
+  if (config_.sandbox) {
+    CROSVM_LOG(INFO) << "the device sandbox is not built yet: devices run in the main process";
+  }
+
+  CROSVM_ASSIGN_OR_RETURN(auto loop, base::EventLoop::Create());
+  CROSVM_RETURN_IF_ERROR(loop.Add(exit_->fd(), [&](uint32_t) { loop.Quit(); }));
+  int signal_number = 0;
+  CROSVM_RETURN_IF_ERROR(loop.Add(signal_fd.get(), [&](uint32_t) {
+    signalfd_siginfo info;
+    if (read(signal_fd.get(), &info, sizeof(info)) == sizeof(info)) {
+      signal_number = static_cast<int>(info.ssi_signo);
+      exit_->Request(128 + signal_number,
+                     std::string("received ") + strsignal(signal_number) + ", stopping the VM");
+    }
+  }));
+
+  auto raw = base::RawTerminal::Enter(STDIN_FILENO);
+  if (!raw.ok()) return raw.error().Wrap("putting the terminal in raw mode");
+  if (stdin_serial_ && fcntl(STDIN_FILENO, F_GETFL) >= 0) {
+    auto status = loop.Add(STDIN_FILENO, [&](uint32_t events) {
+      uint8_t buf[256];
+      ssize_t n = read(STDIN_FILENO, buf, sizeof(buf));
+      if (n > 0) {
+        stdin_serial_->QueueInput({buf, static_cast<size_t>(n)});
+      } else if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN) ||
+                 (events & (EPOLLHUP | EPOLLERR))) {
+        (void)loop.Remove(STDIN_FILENO);  // end of input: the guest just sees no more bytes
+      }
+    });
+    // A regular file or /dev/null cannot be polled; such stdin is simply not forwarded.
+    if (!status.ok()) CROSVM_LOG(DEBUG) << "stdin not forwarded: " << status.error().ToString();
+  }
+
+  InstallKickHandler();
+  for (auto& v : vcpus_) {
+    kvm::Vcpu* vcpu = v.get();
+    threads_.emplace_back(
+        [this, vcpu] { VcpuLoop(*vcpu, buses_, *exit_, stop_, config_.cpu_affinity); });
+  }
+
+  Status loop_status = loop.Run();
+  StopVcpus();
+  if (!loop_status.ok()) return loop_status.error();
+  auto [code, reason] = exit_->Get();
+  if (code == kExitOk) {
+    CROSVM_LOG(INFO) << reason;
+  } else {
+    CROSVM_LOG(ERROR) << reason;
+  }
+  return code;
+}
+
+}  // namespace
+
+Result<int> RunVm(const Config& config) {
+  if (config.syslog_tag) base::EnableSyslog(*config.syslog_tag);
+  Vm vm(config);
+  return vm.Run();
+}
+
+}  // namespace crosvm::cli

@@ -1,0 +1,153 @@
+// Boots the project's Linux guest kernel under crosvm on real KVM and checks what the kernel's
+// own log says about the machine crosvm built: CPUs, memory, serial port, RTC, and that the
+// guest's reset ends crosvm cleanly.
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <regex>
+
+#include <gtest/gtest.h>
+
+#include "harness.h"
+
+namespace crosvm::e2e {
+namespace {
+
+constexpr int kBootTimeoutS = 600;
+
+struct Guest {
+  std::string kernel, bzimage, initrd, params;
+};
+
+// The guest artefacts, or a failure explaining how to get them. Not a skip: `make test` always
+// builds them, so their absence is an error.
+std::optional<Guest> LoadGuest() {
+  auto kernel = GuestVar("CROSVM_GUEST_KERNEL");
+  auto bzimage = GuestVar("CROSVM_GUEST_BZIMAGE");
+  auto initrd = GuestVar("CROSVM_GUEST_INITRD");
+  auto params = GuestVar("CROSVM_GUEST_PARAMS");
+  if (!kernel || !bzimage || !initrd || !params) {
+    ADD_FAILURE() << "CROSVM_GUEST_KERNEL/BZIMAGE/INITRD/PARAMS are not set: run the tests with "
+                     "`make test`, or export the KERNEL=, BZIMAGE=, INITRD= and PARAMS= lines "
+                     "that `make guest` prints with a CROSVM_GUEST_ prefix";
+    return std::nullopt;
+  }
+  return Guest{*kernel, *bzimage, *initrd, *params};
+}
+
+RunResult Boot(const Guest& g, const std::string& kernel, int cpus, int mem_mib = 128) {
+  return RunCrosvm({"run", "-m", std::to_string(mem_mib), "-c", std::to_string(cpus), "-i",
+                    g.initrd, "-p", g.params, kernel},
+                   kBootTimeoutS);
+}
+
+// Every boot must reach the kernel's init and end through the guest's own reset.
+void ExpectBootedAndReset(const RunResult& r) {
+  ASSERT_FALSE(r.timed_out) << "crosvm did not exit within " << kBootTimeoutS << " s\n"
+                            << Tail(r.output);
+  EXPECT_NE(r.output.find("Run /init as init process"), std::string::npos) << Tail(r.output);
+  EXPECT_NE(r.output.find("through the i8042 keyboard controller"), std::string::npos)
+      << "the VM did not end through the guest's i8042 reset\n"
+      << Tail(r.output);
+  EXPECT_EQ(r.exit_code, 0) << Tail(r.output);
+  std::printf("[ boot     ] %.1f s wall from crosvm start to exit\n", r.seconds);
+}
+
+TEST(LinuxBoot, VmlinuxOneCpu) {
+  auto g = LoadGuest();
+  ASSERT_TRUE(g);
+  time_t before = time(nullptr);
+  RunResult r = Boot(*g, g->kernel, 1);
+  time_t after = time(nullptr);
+  ExpectBootedAndReset(r);
+
+  EXPECT_NE(r.output.find("smp: Brought up 1 node, 1 CPU"), std::string::npos) << Tail(r.output);
+
+  // "Memory: 103500K/130684K available (...)": the second figure is the RAM the kernel found in
+  // crosvm's e820 map: 128 MiB less the legacy hole below 1 MiB.
+  std::smatch m;
+  std::string mem_line = FindLine(r.output, "Memory: ");
+  ASSERT_TRUE(std::regex_search(mem_line, m, std::regex(R"((\d+)K/(\d+)K available)"))) << mem_line;
+  long total_k = std::stol(m[2]);
+  EXPECT_GT(total_k, 128 * 1024 - 1024) << mem_line;
+  EXPECT_LE(total_k, 128 * 1024) << mem_line;
+
+  EXPECT_NE(r.output.find("ttyS0 at I/O 0x3f8 (irq = 4, base_baud = 115200) is a 16550A"),
+            std::string::npos)
+      << Tail(r.output);
+
+  // The RTC driver reads crosvm's CMOS clock and sets the system time from it: it must be the
+  // host's current time.
+  std::string rtc = FindLine(r.output, "setting system clock to");
+  ASSERT_TRUE(std::regex_search(rtc, m, std::regex(R"(UTC \((\d+)\))"))) << Tail(r.output);
+  long rtc_epoch = std::stol(m[1]);
+  EXPECT_GE(rtc_epoch, before - 5) << rtc;
+  EXPECT_LE(rtc_epoch, after + 5) << rtc;
+
+  // The SMBIOS tables identify the machine.
+  EXPECT_NE(r.output.find("DMI: crosvm crosvm"), std::string::npos) << Tail(r.output);
+}
+
+TEST(LinuxBoot, VmlinuxTwoCpus) {
+  auto g = LoadGuest();
+  ASSERT_TRUE(g);
+  RunResult r = Boot(*g, g->kernel, 2);
+  ExpectBootedAndReset(r);
+  EXPECT_NE(r.output.find("smp: Brought up 1 node, 2 CPUs"), std::string::npos) << Tail(r.output);
+}
+
+TEST(LinuxBoot, BzImage) {
+  auto g = LoadGuest();
+  ASSERT_TRUE(g);
+  RunResult r = Boot(*g, g->bzimage, 1);
+  ExpectBootedAndReset(r);
+  EXPECT_NE(r.output.find("bzImage"), std::string::npos) << "crosvm did not load it as a bzImage";
+}
+
+TEST(BadKernel, MissingFileIsAClearError) {
+  RunResult r = RunCrosvm({"run", "/nonexistent/vmlinux"}, 30);
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("cannot open /nonexistent/vmlinux: No such file or directory"),
+            std::string::npos)
+      << r.output;
+}
+
+TEST(BadKernel, NotAKernelIsAClearError) {
+  RunResult r = RunCrosvm({"run", CROSVM_SOURCE_DIR "/README.md"}, 30);
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("not a kernel image"), std::string::npos) << r.output;
+}
+
+TEST(BadKernel, TruncatedVmlinuxIsRejectedBeforeRunning) {
+  auto g = LoadGuest();
+  ASSERT_TRUE(g);
+  std::ifstream in(g->kernel, std::ios::binary);
+  std::string head(256 * 1024, '\0');
+  in.read(head.data(), head.size());
+  std::string path = std::string(CROSVM_BUILD_DIR) + "/truncated-vmlinux";
+  std::ofstream(path, std::ios::binary).write(head.data(), in.gcount());
+  RunResult r = RunCrosvm({"run", path}, 30);
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("truncated"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("Linux version"), std::string::npos) << "the guest must not run";
+}
+
+TEST(BadKernel, KernelLargerThanMemoryIsRejected) {
+  auto g = LoadGuest();
+  ASSERT_TRUE(g);
+  // 8 MiB of RAM cannot hold a kernel linked at 16 MiB.
+  RunResult r = RunCrosvm({"run", "-m", "8", g->kernel}, 30);
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("does not fit in guest RAM"), std::string::npos) << r.output;
+}
+
+TEST(BadKernel, UsageErrorsExitWithTwo) {
+  RunResult r = RunCrosvm({"run", "--cpus", "0", "x"}, 30);
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("--cpus: 0 is out of range"), std::string::npos) << r.output;
+}
+
+}  // namespace
+}  // namespace crosvm::e2e

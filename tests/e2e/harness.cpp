@@ -1,0 +1,98 @@
+#include "harness.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <thread>
+
+extern char** environ;
+
+namespace crosvm::e2e {
+
+RunResult RunProcess(const std::vector<std::string>& argv, int timeout_s) {
+  RunResult result;
+  char path[] = "/tmp/crosvm-e2e-XXXXXX";
+  int out = mkstemp(path);
+  if (out < 0) return result;
+  unlink(path);
+
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&actions, out, 1);
+  posix_spawn_file_actions_adddup2(&actions, out, 2);
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  auto start = std::chrono::steady_clock::now();
+  pid_t pid;
+  int err = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (err != 0) {
+    close(out);
+    result.output = "cannot start " + argv[0];
+    return result;
+  }
+  int status = 0;
+  for (;;) {
+    pid_t r = waitpid(pid, &status, WNOHANG);
+    if (r == pid) break;
+    if (std::chrono::steady_clock::now() - start > std::chrono::seconds(timeout_s)) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      result.timed_out = true;
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (!result.timed_out && WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
+  lseek(out, 0, SEEK_SET);
+  char buf[65536];
+  ssize_t n;
+  while ((n = read(out, buf, sizeof(buf))) > 0) result.output.append(buf, n);
+  close(out);
+  return result;
+}
+
+RunResult RunCrosvm(const std::vector<std::string>& args, int timeout_s) {
+  std::vector<std::string> argv = {CROSVM_BINARY};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return RunProcess(argv, timeout_s);
+}
+
+std::optional<std::string> GuestVar(const char* name) {
+  const char* v = std::getenv(name);
+  if (v == nullptr || *v == '\0') return std::nullopt;
+  return std::string(v);
+}
+
+std::string HostKvmKind() {
+  RunResult r = RunProcess({"bash", CROSVM_SOURCE_DIR "/guest/host-kvm-kind.sh"}, 30);
+  std::string kind = r.output;
+  while (!kind.empty() && (kind.back() == '\n' || kind.back() == ' ')) kind.pop_back();
+  return kind;
+}
+
+std::string FindLine(const std::string& output, const std::string& needle) {
+  size_t pos = output.rfind(needle);
+  if (pos == std::string::npos) return "";
+  size_t b = output.rfind('\n', pos);
+  b = b == std::string::npos ? 0 : b + 1;
+  size_t e = output.find('\n', pos);
+  std::string line = output.substr(b, e == std::string::npos ? std::string::npos : e - b);
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  return line;
+}
+
+std::string Tail(const std::string& output) {
+  return output.size() > 3000 ? output.substr(output.size() - 3000) : output;
+}
+
+}  // namespace crosvm::e2e

@@ -1,0 +1,33 @@
+// Helpers for end-to-end tests: run crosvm (or QEMU) as a child process with a time limit and
+// capture everything it prints.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace crosvm::e2e {
+
+struct RunResult {
+  int exit_code = -1;  // -1: killed by a signal or by the time limit
+  bool timed_out = false;
+  double seconds = 0;
+  std::string output;  // stdout and stderr, interleaved
+};
+
+// Runs argv[0] with stdin from /dev/null; kills it after `timeout_s`.
+RunResult RunProcess(const std::vector<std::string>& argv, int timeout_s);
+// Runs build/crosvm with these arguments.
+RunResult RunCrosvm(const std::vector<std::string>& args, int timeout_s);
+
+// An environment variable the e2e tests need (set by `make test`); empty optional if unset.
+std::optional<std::string> GuestVar(const char* name);
+// "emulated" or "hardware", from guest/host-kvm-kind.sh.
+std::string HostKvmKind();
+
+// The last line of `output` that contains `needle`, or "".
+std::string FindLine(const std::string& output, const std::string& needle);
+// The last 3000 characters, for failure messages.
+std::string Tail(const std::string& output);
+
+}  // namespace crosvm::e2e
