@@ -71,6 +71,7 @@ const std::vector<Option>& Options() {
       {"initrd", 'i', "PATH", "Initial ramdisk to load.",
        [](Config& c, const std::string& v) -> Status {
          if (c.initrd) return Error("--initrd can be given only once");
+         if (v.empty()) return Error("--initrd: the path is empty");
          c.initrd = v;
          return Ok();
        }},

@@ -370,10 +370,16 @@ Status Vm::SetupVcpus() {
   CROSVM_ASSIGN_OR_RETURN(size_t run_size, kvm_->VcpuMmapSize());
   CROSVM_ASSIGN_OR_RETURN(auto cpuid, kvm_->GetSupportedCpuid());
   CROSVM_ASSIGN_OR_RETURN(auto msr_list, kvm_->GetMsrIndexList());
+  arch::CpuidQuirks quirks;
+  if (access("/sys/module/kvm_pvm", F_OK) == 0 && config_.cpus > 1) {
+    quirks.hide_pv_send_ipi = true;
+    CROSVM_LOG(INFO) << "host KVM is kvm_pvm: hiding the PV send-IPI feature from the guest "
+                        "(hypercall IPIs are lost on such hosts)";
+  }
   for (uint32_t id = 0; id < config_.cpus; ++id) {
     CROSVM_ASSIGN_OR_RETURN(auto vcpu, vm_->CreateVcpu(id, run_size));
     auto v = std::make_unique<kvm::Vcpu>(std::move(vcpu));
-    CROSVM_RETURN_IF_ERROR(arch::SetupCpuid(*v, cpuid, config_.cpus));
+    CROSVM_RETURN_IF_ERROR(arch::SetupCpuid(*v, cpuid, config_.cpus, quirks));
     CROSVM_RETURN_IF_ERROR(arch::SetupMsrs(*v, msr_list));
     CROSVM_RETURN_IF_ERROR(arch::SetupFpu(*v));
     CROSVM_RETURN_IF_ERROR(arch::SetupLapic(*v));
@@ -481,6 +487,10 @@ Result<int> Vm::Run() {
     CROSVM_LOG(INFO) << reason;
   } else {
     CROSVM_LOG(ERROR) << reason;
+    // Where each vCPU stood helps tell a hung guest from a busy one.
+    for (const auto& v : vcpus_) {
+      CROSVM_LOG(INFO) << "vcpu " << v->id() << " stopped" << ExitDiagnostics(*v);
+    }
   }
   return code;
 }

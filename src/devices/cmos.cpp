@@ -6,6 +6,7 @@ namespace {
 constexpr uint8_t kSeconds = 0x00, kMinutes = 0x02, kHours = 0x04, kWeekday = 0x06,
                   kDayOfMonth = 0x07, kMonth = 0x08, kYear = 0x09, kRegA = 0x0a, kRegB = 0x0b,
                   kRegC = 0x0c, kRegD = 0x0d, kCentury = 0x32;
+constexpr uint8_t kSecondsAlarm = 0x01, kMinutesAlarm = 0x03, kHoursAlarm = 0x05;
 constexpr uint8_t kRegB24Hour = 0x02;
 constexpr uint8_t kRegBBinary = 0x04;
 constexpr uint8_t kRegDValidRam = 0x80;
@@ -95,8 +96,11 @@ void Cmos::Write(uint64_t offset, std::span<const uint8_t> data) {
     if (offset + i == 0) {
       index_ = data[i] & 0x7f;  // bit 7 is the NMI mask
     } else if (offset + i == 1) {
-      // The time itself follows the host clock; writes to time registers are ignored.
-      if (index_ > kYear && index_ != kRegC && index_ != kRegD && index_ != kCentury) {
+      // The time itself follows the host clock; writes to time registers are ignored. The
+      // alarm registers (0x01, 0x03, 0x05) and CMOS RAM keep what the guest writes.
+      bool is_time = index_ <= kYear && index_ != kSecondsAlarm && index_ != kMinutesAlarm &&
+                     index_ != kHoursAlarm;
+      if (!is_time && index_ != kRegC && index_ != kRegD && index_ != kCentury) {
         ram_[index_] = (index_ == kRegA) ? (data[i] & 0x7f) : data[i];
       }
     }

@@ -132,7 +132,11 @@ void Serial::WriteRegister(uint64_t offset, uint8_t value) {
         return;
       }
       if (Loopback()) {
-        if (rx_.size() < kMaxQueuedInput) rx_.push_back(value);
+        if (rx_.size() < kMaxQueuedInput) {
+          rx_.push_back(value);
+        } else {
+          ++dropped_;
+        }
       } else {
         Transmit(value);
       }

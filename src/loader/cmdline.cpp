@@ -1,5 +1,7 @@
 #include "loader/cmdline.h"
 
+#include <algorithm>
+
 namespace crosvm::loader {
 namespace {
 
@@ -32,7 +34,13 @@ base::Status KernelCmdline::Insert(const std::string& key, const std::string& va
   if (key.empty() || key.find_first_of(" =\"") != std::string::npos) {
     return base::Error("kernel command line: bad parameter name \"" + key + "\"");
   }
-  if (value.find(' ') != std::string::npos && value.front() != '"') {
+  size_t quotes = std::count(value.begin(), value.end(), '"');
+  bool quoted = value.size() >= 2 && value.front() == '"' && value.back() == '"' && quotes == 2;
+  if (quotes != 0 && !quoted) {
+    return base::Error("kernel command line: value of " + key +
+                       " must be wholly quoted (\"...\") or have no quotes");
+  }
+  if (value.find(' ') != std::string::npos && !quoted) {
     return base::Error("kernel command line: value of " + key + " has a space and no quotes");
   }
   return Append(key + "=" + value);

@@ -73,6 +73,7 @@ Result<LoadedKernel> LoadElf(memory::GuestMemory& mem, std::span<const uint8_t> 
   }
   Elf64_Ehdr eh;
   std::memcpy(&eh, image.data(), sizeof(eh));
+  if (std::memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0) return Error("not an ELF image (bad magic)");
   if (eh.e_ident[EI_CLASS] != ELFCLASS64) return Error("ELF image is not 64-bit (ELFCLASS64)");
   if (eh.e_ident[EI_DATA] != ELFDATA2LSB) return Error("ELF image is not little-endian");
   if (eh.e_machine != EM_X86_64) {

@@ -70,6 +70,8 @@ constexpr uint64_t kGdt[] = {
     (uint64_t{0x808b} << 40) | (uint64_t{0xf} << 48) | 0xffff,
 };
 
+static_assert(sizeof(kGdt) <= kGdtMaxSize, "the GDT would run into the IDT");
+
 }  // namespace
 
 std::vector<E820Entry> BuildE820(const memory::GuestMemory& mem) {
@@ -160,7 +162,8 @@ Status SetupLongModeRegisters(kvm::Vcpu& vcpu, uint64_t entry) {
 }
 
 std::vector<kvm_cpuid_entry2> AdjustCpuid(std::vector<kvm_cpuid_entry2> entries, uint32_t apic_id,
-                                          uint32_t cpu_count) {
+                                          uint32_t cpu_count, CpuidQuirks quirks) {
+  constexpr uint32_t kKvmFeaturePvSendIpi = 11;
   uint32_t core_bits = 0;
   while ((1u << core_bits) < cpu_count) ++core_bits;
   for (auto& e : entries) {
@@ -168,7 +171,11 @@ std::vector<kvm_cpuid_entry2> AdjustCpuid(std::vector<kvm_cpuid_entry2> entries,
       case 1:
         // APIC id, logical processor count, HTT when there is more than one, hypervisor bit.
         e.ebx = (e.ebx & 0x0000ffff) | (apic_id << 24) | ((cpu_count & 0xff) << 16);
-        if (cpu_count > 1) e.edx |= 1u << 28;
+        if (cpu_count > 1) {
+          e.edx |= 1u << 28;
+        } else {
+          e.edx &= ~(1u << 28);
+        }
         e.ecx |= 1u << 31;
         break;
       case 4:
@@ -192,6 +199,9 @@ std::vector<kvm_cpuid_entry2> AdjustCpuid(std::vector<kvm_cpuid_entry2> entries,
           e.ecx = e.index;
         }
         break;
+      case 0x40000001:
+        if (quirks.hide_pv_send_ipi) e.eax &= ~(1u << kKvmFeaturePvSendIpi);
+        break;
       default:
         break;
     }
@@ -199,12 +209,12 @@ std::vector<kvm_cpuid_entry2> AdjustCpuid(std::vector<kvm_cpuid_entry2> entries,
   return entries;
 }
 
-Status SetupCpuid(kvm::Vcpu& vcpu, std::vector<kvm_cpuid_entry2> supported, uint32_t cpu_count) {
-  return vcpu.SetCpuid(AdjustCpuid(std::move(supported), vcpu.id(), cpu_count));
+Status SetupCpuid(kvm::Vcpu& vcpu, std::vector<kvm_cpuid_entry2> supported, uint32_t cpu_count,
+                  CpuidQuirks quirks) {
+  return vcpu.SetCpuid(AdjustCpuid(std::move(supported), vcpu.id(), cpu_count, quirks));
 }
 
 Status SetupMsrs(kvm::Vcpu& vcpu, const std::vector<uint32_t>& supported_msrs) {
-  constexpr uint32_t kMsrIa32Tsc = 0x10;
   constexpr uint32_t kMsrIa32MiscEnable = 0x1a0;
   constexpr uint64_t kMiscEnableFastString = 1;
   const std::pair<uint32_t, uint64_t> wanted[] = {
@@ -216,8 +226,10 @@ Status SetupMsrs(kvm::Vcpu& vcpu, const std::vector<uint32_t>& supported_msrs) {
       {0xc0000083, 0},  // CSTAR
       {0xc0000084, 0},  // SYSCALL_MASK
       {0xc0000102, 0},  // KERNEL_GS_BASE
-      {kMsrIa32Tsc, 0}, {kMsrIa32MiscEnable, kMiscEnableFastString},
+      {kMsrIa32MiscEnable, kMiscEnableFastString},
   };
+  // IA32_TSC is deliberately left alone: KVM starts every vCPU's TSC in step, and writing it
+  // per vCPU at different moments desynchronizes them (the guest then hangs bringing up APs).
   std::vector<kvm_msr_entry> msrs;
   for (auto [index, value] : wanted) {
     // Only MSRs this KVM saves and restores are set; others keep KVM's reset values.

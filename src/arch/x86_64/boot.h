@@ -44,11 +44,20 @@ base::Status WriteLongModeTables(memory::GuestMemory& mem);
 // Boot CPU registers for a 64-bit entry at `entry` with RSI = zero page.
 base::Status SetupLongModeRegisters(kvm::Vcpu& vcpu, uint64_t entry);
 
+// Host-specific CPUID changes.
+struct CpuidQuirks {
+  // Hide KVM_FEATURE_PV_SEND_IPI. Under the nested kvm_pvm module, whose instruction emulator
+  // runs ordinary guests, an IPI sent with the KVM_HC_SEND_IPI hypercall never arrives and an
+  // SMP guest hangs bringing up its second CPU (QEMU hangs the same way); IPIs through the
+  // emulated LAPIC work.
+  bool hide_pv_send_ipi = false;
+};
+
 // Per-vCPU state every vCPU needs before its first KVM_RUN.
 base::Status SetupCpuid(kvm::Vcpu& vcpu, std::vector<kvm_cpuid_entry2> supported,
-                        uint32_t cpu_count);
+                        uint32_t cpu_count, CpuidQuirks quirks = {});
 std::vector<kvm_cpuid_entry2> AdjustCpuid(std::vector<kvm_cpuid_entry2> entries, uint32_t apic_id,
-                                          uint32_t cpu_count);
+                                          uint32_t cpu_count, CpuidQuirks quirks = {});
 base::Status SetupMsrs(kvm::Vcpu& vcpu, const std::vector<uint32_t>& supported_msrs);
 base::Status SetupFpu(kvm::Vcpu& vcpu);
 // LINT0 as ExtINT (the PIC), LINT1 as NMI, as a BIOS would leave them.

@@ -9,7 +9,8 @@
 namespace crosvm::arch {
 
 inline constexpr uint64_t kGdtAddr = 0x500;
-inline constexpr uint64_t kIdtAddr = 0x520;
+inline constexpr uint64_t kGdtMaxSize = 0x40;  // room for 8 descriptors
+inline constexpr uint64_t kIdtAddr = kGdtAddr + kGdtMaxSize;
 inline constexpr uint64_t kZeroPageAddr = 0x7000;
 inline constexpr uint64_t kBootStackTop = 0x8ff0;
 inline constexpr uint64_t kPml4Addr = 0x9000;
@@ -17,10 +18,13 @@ inline constexpr uint64_t kPdptAddr = 0xa000;
 inline constexpr uint64_t kPdAddr = 0xb000;  // four page directories: identity map of 4 GiB
 inline constexpr uint64_t kCmdlineAddr = 0x20000;
 inline constexpr uint64_t kCmdlineMaxSize = 2048;  // COMMAND_LINE_SIZE of x86 Linux
-inline constexpr uint64_t kEbdaStart = 0x9fc00;    // last KiB of base memory: the MP table
-inline constexpr uint64_t kMpTableAddr = kEbdaStart;
-inline constexpr uint64_t kBiosStart = 0xf0000;  // SMBIOS entry point (scanned by the guest)
+inline constexpr uint64_t kEbdaStart = 0x9fc00;    // RAM below 640 KiB stops here
+// The guest scans 0xf0000-0xfffff for the SMBIOS and MP floating pointer structures; the area
+// is outside the e820 RAM map, so the guest never reuses it.
+inline constexpr uint64_t kBiosStart = 0xf0000;
 inline constexpr uint64_t kSmbiosAddr = kBiosStart;
+inline constexpr uint64_t kMpTableAddr = kBiosStart + 0x1000;
+inline constexpr uint64_t kBiosEnd = 0x100000;
 inline constexpr uint64_t kHighMemStart = 0x100000;    // 1 MiB: where bzImage kernels load
 inline constexpr uint64_t kMmioGapStart = 0xd0000000;  // RAM stops here below 4 GiB ...
 inline constexpr uint64_t kMmioGapEnd = 0x100000000;   // ... and resumes at 4 GiB

@@ -147,7 +147,7 @@ std::vector<uint8_t> BuildMpTable(uint64_t addr, uint32_t cpu_count,
 base::Status WriteMpTable(memory::GuestMemory& mem, uint32_t cpu_count,
                           const std::vector<MpPciIrq>& pci_irqs) {
   std::vector<uint8_t> bytes = BuildMpTable(kMpTableAddr, cpu_count, pci_irqs);
-  if (kMpTableAddr + bytes.size() > kHighMemStart - 0x60000) {  // must stay below 0xa0000
+  if (kMpTableAddr + bytes.size() > kBiosEnd) {
     return base::Error("MP table for " + std::to_string(cpu_count) + " CPUs is too large");
   }
   return mem.Write(kMpTableAddr, bytes);

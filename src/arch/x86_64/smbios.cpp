@@ -66,7 +66,9 @@ std::vector<uint8_t> BuildSmbios(uint64_t addr) {
 }
 
 base::Status WriteSmbios(memory::GuestMemory& mem) {
-  return mem.Write(kSmbiosAddr, BuildSmbios(kSmbiosAddr));
+  std::vector<uint8_t> bytes = BuildSmbios(kSmbiosAddr);
+  if (kSmbiosAddr + bytes.size() > kMpTableAddr) return base::Error("SMBIOS tables too large");
+  return mem.Write(kSmbiosAddr, bytes);
 }
 
 }  // namespace crosvm::arch
