@@ -4,19 +4,15 @@
 set -euo pipefail
 
 PACKAGES=(
-  # toolchain and test frameworks
-  build-essential cmake ninja-build clang clang-format lld pkg-config
+  # toolchain, build and test frameworks (README: "Dependencies")
+  build-essential cmake ninja-build clang clang-format lld pkg-config python3
   libgtest-dev libgmock-dev libbenchmark-dev
-  # libraries linked into crosvm
-  libseccomp-dev libfdt-dev
-  # guest kernel: source and what its build needs
-  linux-source-6.1 flex bison bc libelf-dev libssl-dev xz-utils cpio kmod
-  # guest images and user space for tests
-  e2fsprogs busybox-static
-  # peers and tools for interop tests and benchmarks
+  # guest kernel: Debian's kernel source and what building it needs
+  linux-source-6.1 flex bison bc libelf-dev libssl-dev xz-utils cpio
+  # guest user space for hosts with hardware KVM
+  busybox-static
+  # peers: QEMU runs the test guests and the benchmarks side by side; qemu-img checks qcow2
   qemu-system-x86 qemu-utils
-  # misc tools the scripts use
-  python3 iproute2 util-linux
 )
 
 missing=()

@@ -115,7 +115,7 @@ TEST(BadKernel, MissingFileIsAClearError) {
 }
 
 TEST(BadKernel, NotAKernelIsAClearError) {
-  RunResult r = RunCrosvm({"run", CROSVM_SOURCE_DIR "/README.md"}, 30);
+  RunResult r = RunCrosvm({"run", CROSVM_SOURCE_DIR "/CMakeLists.txt"}, 30);
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_NE(r.output.find("not a kernel image"), std::string::npos) << r.output;
 }

@@ -1,0 +1,35 @@
+# Entry points (see README): make (build/crosvm), make guest, make demo, make test, make bench.
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+.PHONY: all crosvm deps guest demo test unit-test bench format clean
+
+all: crosvm
+
+deps:
+	@bash scripts/deps.sh
+
+$(BUILD)/build.ninja: | deps
+	cmake -S . -B $(BUILD) -G Ninja $(CMAKE_FLAGS) >/dev/null
+
+crosvm: deps $(BUILD)/build.ninja
+	@ninja -C $(BUILD)
+
+guest: deps
+	@bash guest/build-kernel.sh
+
+demo: crosvm
+	@bash scripts/demo.sh
+
+test: deps
+	@bash scripts/test.sh
+
+bench: crosvm
+	@bash scripts/bench.sh
+
+format:
+	@git ls-files '*.cpp' '*.h' '*.c' | grep -v '^guest/testguests/' | xargs clang-format -i
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# make test: builds crosvm twice (optimized, and with ASan+UBSan), builds the guest kernel and
+# test guests, runs the unit tests in both builds and the end-to-end tests on real KVM, then
+# prints a summary of what ran, passed, failed and was skipped (with each skip's reason).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+say() { echo "== make test: $*"; }
+die() {
+  echo "== make test: FAILED: $*"
+  exit 1
+}
+
+bash scripts/deps.sh || die "installing dependencies"
+
+say "building build/ (RelWithDebInfo)"
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null || die "cmake build/"
+ninja -C build || die "build/"
+
+say "building build-asan/ (AddressSanitizer + UndefinedBehaviorSanitizer)"
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCROSVM_SANITIZE=ON \
+  -DCROSVM_BENCH=OFF >/dev/null || die "cmake build-asan/"
+ninja -C build-asan || die "build-asan/"
+
+say "guest kernel and initramfs (cached after the first build)"
+guest_out=$(bash guest/build-kernel.sh) || die "guest kernel build"
+while IFS='=' read -r key value; do
+  [ -n "$key" ] && export "CROSVM_GUEST_$key=$value"
+done <<<"$guest_out"
+echo "$guest_out"
+
+results=$root/build/test-results
+rm -rf "$results"
+mkdir -p "$results"
+status=0
+say "unit tests"
+ctest --test-dir build -L unit -j2 --output-on-failure --output-junit "$results/unit.xml" \
+  >"$results/unit.log" 2>&1 || status=1
+tail -n 3 "$results/unit.log"
+say "unit tests under ASan+UBSan"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+  ctest --test-dir build-asan -L unit -j2 --output-on-failure \
+  --output-junit "$results/unit-asan.xml" >"$results/unit-asan.log" 2>&1 || status=1
+tail -n 3 "$results/unit-asan.log"
+say "end-to-end tests on /dev/kvm (host KVM: $(bash guest/host-kvm-kind.sh))"
+ctest --test-dir build -L e2e -j2 --output-on-failure --output-junit "$results/e2e.xml" \
+  >"$results/e2e.log" 2>&1 || status=1
+grep -E '^\[ boot' "$results/e2e.log" || true
+tail -n 3 "$results/e2e.log"
+
+if [ $status -ne 0 ]; then
+  say "failure output:"
+  grep -h -B2 -A40 -E 'Failure|FAILED|ERROR: AddressSanitizer|runtime error' \
+    "$results"/*.log | head -n 300
+fi
+python3 scripts/test_summary.py "$results/unit.xml" "$results/unit-asan.xml" "$results/e2e.xml" ||
+  status=1
+exit $status
