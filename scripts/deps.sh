@@ -11,6 +11,8 @@ PACKAGES=(
   linux-source-6.1 flex bison bc libelf-dev libssl-dev xz-utils cpio
   # guest user space for hosts with hardware KVM
   busybox-static
+  # libraries linked into crosvm: zlib (qcow2 compressed clusters)
+  zlib1g-dev
   # peers: QEMU runs the test guests and the benchmarks side by side; qemu-img checks qcow2
   qemu-system-x86 qemu-utils
 )
