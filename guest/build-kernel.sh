@@ -150,6 +150,10 @@ on_exit() {
   fi
 }
 trap on_exit EXIT
+# Turn signals into an exit so that on_exit removes the half-built stage.
+trap 'exit 129' HUP
+trap 'exit 130' INT
+trap 'exit 143' TERM
 : > "$LOG"
 
 step() { log "$*"; echo "=== $(date '+%F %T') $*" >> "$LOG"; }

@@ -14,8 +14,10 @@ if [ "$kind" = emulated ]; then
   echo "demo: panics, reboots through the i8042, and crosvm exits."
   initrd=${guest[INITRD]}
 else
-  echo "demo: hardware KVM: booting a busybox user space that powers off when done."
+  echo "demo: hardware KVM: booting a busybox user space that reboots when done (without ACPI"
+  echo "demo: a guest cannot power off; its reboot goes through the i8042 and ends crosvm)."
   initrd=${guest[BUSYBOX_INITRD]}
 fi
 set -x
-exec ./build/crosvm run -m 256 -c 1 -i "$initrd" -p "${guest[PARAMS]}" "${guest[KERNEL]}"
+exec ./build/crosvm run -m 256 -c 1 -i "$initrd" -p "${guest[PARAMS]}" -p crosvm_init=reboot \
+  "${guest[KERNEL]}"
