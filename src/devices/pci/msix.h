@@ -1,0 +1,91 @@
+// MSI-X (PCI Local Bus Spec 3.0, 6.8.2): the capability's message control, the vector table
+// and the pending-bit array that live in a BAR, and delivery of each vector through an irqfd
+// whose GSI is routed (by the VM's GsiRouter) to the MSI message the guest programmed.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "base/error.h"
+#include "base/eventfd.h"
+#include "devices/pci/gsi_router.h"
+#include "devices/pci/vm_control.h"
+
+namespace crosvm::devices::pci {
+
+inline constexpr uint16_t kMsixEnable = 1 << 15;
+inline constexpr uint16_t kMsixFunctionMask = 1 << 14;
+inline constexpr size_t kMsixEntrySize = 16;
+inline constexpr uint32_t kMsixVectorMasked = 1;
+// The body of the capability (after id and next): message control, table, PBA.
+inline constexpr size_t kMsixCapBodySize = 10;
+
+class MsixConfig {
+ public:
+  // `vm` and `router` may be null (unit tests): vectors then only write their eventfds.
+  static base::Result<std::unique_ptr<MsixConfig>> Create(uint16_t num_vectors, VmControl* vm,
+                                                          GsiRouter* router, std::string name);
+  ~MsixConfig();
+  MsixConfig(const MsixConfig&) = delete;
+  MsixConfig& operator=(const MsixConfig&) = delete;
+
+  uint16_t num_vectors() const { return static_cast<uint16_t>(vectors_.size()); }
+  size_t table_size() const { return vectors_.size() * kMsixEntrySize; }
+  size_t pba_size() const { return ((vectors_.size() + 63) / 64) * 8; }
+
+  // The capability body for PciConfiguration::AddCapability, and its write mask (only the
+  // enable and function-mask bits are writable).
+  std::vector<uint8_t> CapabilityBody(uint8_t bar, uint32_t table_offset,
+                                      uint32_t pba_offset) const;
+  static std::vector<uint8_t> CapabilityWriteMask();
+  // Called after the guest wrote the capability's message control register.
+  void SetMessageControl(uint16_t control);
+  bool enabled() const;
+
+  // BAR accesses at offsets relative to the table / PBA. Table accesses must be 4 or 8
+  // bytes, naturally aligned; others read zeros and are ignored. The PBA is read-only.
+  void ReadTable(uint64_t offset, std::span<uint8_t> data);
+  void WriteTable(uint64_t offset, std::span<const uint8_t> data);
+  void ReadPba(uint64_t offset, std::span<uint8_t> data);
+
+  // Raises `vector`: through its irqfd when MSI-X is enabled and the vector unmasked, else it
+  // becomes pending. Returns false (and does nothing) when MSI-X is disabled or `vector` does
+  // not exist: the caller then falls back to INTx.
+  bool Signal(uint16_t vector);
+
+  // For tests.
+  int vector_fd(uint16_t vector) const { return vectors_[vector].evt.fd(); }
+  bool pending(uint16_t vector) const;
+
+ private:
+  struct Vector {
+    uint32_t addr_lo = 0, addr_hi = 0, data = 0;
+    uint32_t control = kMsixVectorMasked;
+    bool pending = false;
+    uint32_t gsi = 0;
+    base::EventFd evt;
+    bool irqfd = false;
+    bool routed = false;  // a route for (routed_addr, routed_data) is installed
+    uint64_t routed_addr = 0;
+    uint32_t routed_data = 0;
+  };
+  MsixConfig(VmControl* vm, GsiRouter* router, std::string name)
+      : vm_(vm), router_(router), name_(std::move(name)) {}
+  bool MaskedLocked(const Vector& v) const;
+  void FireLocked(Vector& v);
+  void DeliverPendingLocked();
+
+  VmControl* vm_;
+  GsiRouter* router_;
+  std::string name_;
+  mutable std::mutex mu_;
+  std::vector<Vector> vectors_;
+  uint16_t control_ = 0;
+  bool logged_enable_ = false;
+};
+
+}  // namespace crosvm::devices::pci
