@@ -1,0 +1,37 @@
+// A device's worker thread: an epoll loop over the device's eventfds (queue notifications,
+// the INTx resample fd) and a kill eventfd. Handlers run on the worker thread, never on a
+// vCPU thread. Destroying the Worker stops the loop and joins the thread.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "base/error.h"
+#include "base/event_loop.h"
+#include "base/eventfd.h"
+
+namespace crosvm::devices::virtio {
+
+class Worker {
+ public:
+  struct Source {
+    int fd;  // a non-blocking eventfd; drained before its handler runs
+    std::function<void()> handler;
+  };
+  static base::Result<std::unique_ptr<Worker>> Start(std::string name, std::vector<Source> sources);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+ private:
+  Worker(base::EventFd kill, base::EventLoop loop)
+      : kill_(std::move(kill)), loop_(std::move(loop)) {}
+  base::EventFd kill_;
+  base::EventLoop loop_;
+  std::thread thread_;
+};
+
+}  // namespace crosvm::devices::virtio
