@@ -1,4 +1,5 @@
 // crosvm: runs a virtual machine through KVM. Subcommands follow the seed's command line.
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -6,6 +7,7 @@
 
 #include "cli/args.h"
 #include "cli/vm.h"
+#include "disk/disk.h"
 
 namespace {
 
@@ -52,6 +54,66 @@ int Run(const std::vector<std::string>& args) {
   return *status;
 }
 
+// "1048576", "64K", "10M", "2G" (binary units) -> bytes.
+bool ParseSize(const std::string& text, uint64_t* out) {
+  if (text.empty()) return false;
+  uint64_t value = 0;
+  size_t i = 0;
+  for (; i < text.size() && text[i] >= '0' && text[i] <= '9'; ++i) {
+    uint64_t digit = static_cast<uint64_t>(text[i] - '0');
+    if (value > (UINT64_MAX - digit) / 10) return false;
+    value = value * 10 + digit;
+  }
+  if (i == 0) return false;
+  int shift = 0;
+  if (i < text.size()) {
+    if (i + 1 != text.size()) return false;
+    switch (text[i]) {
+      case 'K':
+      case 'k':
+        shift = 10;
+        break;
+      case 'M':
+      case 'm':
+        shift = 20;
+        break;
+      case 'G':
+      case 'g':
+        shift = 30;
+        break;
+      default:
+        return false;
+    }
+  }
+  if (shift > 0 && value > (UINT64_MAX >> shift)) return false;
+  *out = value << shift;
+  return true;
+}
+
+int CreateQcow2(const std::vector<std::string>& args) {
+  if (args.size() != 2) {
+    std::fputs(
+        "Usage: crosvm create_qcow2 PATH SIZE\n  SIZE in bytes, or with a K, M or G suffix "
+        "(e.g. 10G).\n",
+        stderr);
+    return kExitUsage;
+  }
+  uint64_t size = 0;
+  if (!ParseSize(args[1], &size) || size == 0) {
+    std::fprintf(stderr,
+                 "crosvm create_qcow2: '%s' is not a size (bytes, or a number with K, M "
+                 "or G)\n",
+                 args[1].c_str());
+    return kExitUsage;
+  }
+  auto status = crosvm::disk::CreateQcow2(args[0], size);
+  if (!status.ok()) {
+    std::fprintf(stderr, "crosvm create_qcow2: %s\n", status.error().ToString().c_str());
+    return kExitVmError;
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -73,7 +135,7 @@ int main(int argc, char** argv) {
   if (sub == "stop" || sub == "suspend" || sub == "resume" || sub == "balloon" || sub == "disk") {
     return NotYet(sub, "the control socket (crosvm run -s)");
   }
-  if (sub == "create_qcow2") return NotYet(sub, "qcow2 support");
+  if (sub == "create_qcow2") return CreateQcow2(args);
   std::fprintf(stderr, "crosvm: unknown subcommand '%s'\n\n", sub.c_str());
   PrintUsage(stderr);
   return kExitUsage;

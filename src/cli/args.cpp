@@ -8,6 +8,8 @@
 #include <set>
 #include <sstream>
 
+#include "base/logging.h"
+
 namespace crosvm::cli {
 namespace {
 
@@ -44,6 +46,24 @@ Result<uint64_t> ParseNumber(const std::string& flag, const std::string& text, u
   return v;
 }
 
+// The most disks a VM can have: PCI slots 1-31, one of them for virtio-rng.
+constexpr size_t kMaxDisks = 30;
+
+Status AddDisk(Config& c, const char* flag, const std::string& path, bool writable, bool root) {
+  if (path.empty()) return Error(std::string("--") + flag + ": the path is empty");
+  if (root) {
+    for (const auto& d : c.disks) {
+      if (d.root) return Error("--root can be given only once");
+    }
+  }
+  if (c.disks.size() >= kMaxDisks) {
+    return Error(std::string("--") + flag + ": at most " + std::to_string(kMaxDisks) +
+                 " disks are supported");
+  }
+  c.disks.push_back(DiskOption{path, writable, root});
+  return Ok();
+}
+
 const std::vector<Option>& Options() {
   static const std::vector<Option> options = {
       {"params", 'p', "PARAMS", "Extra kernel command line arguments. Can be given more than once.",
@@ -76,15 +96,28 @@ const std::vector<Option>& Options() {
          return Ok();
        }},
       {"root", 'r', "PATH",
-       "Path to a root disk image. Like --disk but adds root=/dev/vdX ro to the kernel command "
-       "line. At most once.",
-       nullptr, "virtio-block"},
-      {"disk", 'd', "PATH", "Path to a read-only disk image (raw or qcow2).", nullptr,
-       "virtio-block"},
-      {"qcow", 0, "PATH", "Deprecated alias of --disk.", nullptr, "virtio-block"},
-      {"rwdisk", 0, "PATH", "Path to a writable disk image (raw or qcow2).", nullptr,
-       "virtio-block"},
-      {"rwqcow", 0, "PATH", "Deprecated alias of --rwdisk.", nullptr, "virtio-block"},
+       "Path to a root disk image (raw or qcow2, read-only). Like --disk but also adds "
+       "root=/dev/vdX ro to the kernel command line. At most once.",
+       [](Config& c, const std::string& v) { return AddDisk(c, "root", v, false, true); }},
+      {"disk", 'd', "PATH",
+       "Path to a read-only disk image (raw or qcow2). Can be given more than "
+       "once; disks appear as /dev/vda, /dev/vdb, ... in order.",
+       [](Config& c, const std::string& v) { return AddDisk(c, "disk", v, false, false); }},
+      {"qcow", 0, "PATH", "Deprecated alias of --disk (the format is detected from the file).",
+       [](Config& c, const std::string& v) {
+         CROSVM_LOG(WARNING) << "--qcow is deprecated: use --disk (the image format is detected)";
+         return AddDisk(c, "qcow", v, false, false);
+       }},
+      {"rwdisk", 0, "PATH",
+       "Path to a writable disk image (raw or qcow2). Can be given more than "
+       "once.",
+       [](Config& c, const std::string& v) { return AddDisk(c, "rwdisk", v, true, false); }},
+      {"rwqcow", 0, "PATH", "Deprecated alias of --rwdisk (the format is detected from the file).",
+       [](Config& c, const std::string& v) {
+         CROSVM_LOG(WARNING)
+             << "--rwqcow is deprecated: use --rwdisk (the image format is detected)";
+         return AddDisk(c, "rwqcow", v, true, false);
+       }},
       {"rw-pmem-device", 0, "PATH", "Path to a writable disk image exposed as pmem.", nullptr,
        "virtio-pmem"},
       {"pmem-device", 0, "PATH", "Path to a read-only disk image exposed as pmem.", nullptr,
@@ -193,6 +226,17 @@ Status Apply(const Option& o, Config& c, const std::string& value) {
 }
 
 }  // namespace
+
+std::string VirtioDiskName(size_t index) {
+  // Linux names virtio disks vda..vdz, then vdaa, vdab, ...
+  std::string suffix;
+  long n = static_cast<long>(index);
+  do {
+    suffix.insert(suffix.begin(), static_cast<char>('a' + n % 26));
+    n = n / 26 - 1;
+  } while (n >= 0);
+  return "vd" + suffix;
+}
 
 Result<std::vector<int>> ParseCpuSet(const std::string& text) {
   std::set<int> cpus;

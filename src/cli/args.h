@@ -19,6 +19,9 @@ base::Result<Config> ParseRunArgs(const std::vector<std::string>& args);
 bool WantsHelp(const std::vector<std::string>& args);
 std::string RunUsage();
 
+// The name Linux gives the virtio disk at position `index` (0 = "vda", 25 = "vdz", 26 = "vdaa").
+std::string VirtioDiskName(size_t index);
+
 // "0,1-3,5" -> {0,1,2,3,5}.
 base::Result<std::vector<int>> ParseCpuSet(const std::string& text);
 // --serial type=stdout,num=1,path=...,console=true

@@ -8,6 +8,7 @@
 
 namespace crosvm::cli {
 
+// One virtio-blk disk; disks appear to the guest in the order given (vda, vdb, ...).
 struct DiskOption {
   std::string path;
   bool writable = false;

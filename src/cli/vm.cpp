@@ -25,10 +25,19 @@
 #include "base/eventfd.h"
 #include "base/logging.h"
 #include "base/terminal.h"
+#include "cli/args.h"
 #include "devices/bus.h"
 #include "devices/cmos.h"
 #include "devices/i8042.h"
+#include "devices/pci/address_allocator.h"
+#include "devices/pci/gsi_router.h"
+#include "devices/pci/kvm_vm_control.h"
+#include "devices/pci/pci_root.h"
 #include "devices/serial.h"
+#include "devices/virtio/block.h"
+#include "devices/virtio/rng.h"
+#include "devices/virtio/virtio_pci.h"
+#include "disk/disk.h"
 #include "kvm/kvm.h"
 #include "loader/cmdline.h"
 #include "loader/kernel_loader.h"
@@ -205,6 +214,8 @@ Status CheckKvm(const kvm::Kvm& kvm, uint32_t cpus) {
       {KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY"},
       {KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT"},
       {KVM_CAP_SET_TSS_ADDR, "KVM_CAP_SET_TSS_ADDR"},
+      {KVM_CAP_IRQ_ROUTING, "KVM_CAP_IRQ_ROUTING"},
+      {KVM_CAP_IRQFD_RESAMPLE, "KVM_CAP_IRQFD_RESAMPLE"},
   };
   for (auto [cap, name] : required) {
     if (!kvm.CheckExtension(cap)) return Error(std::string("this KVM lacks ") + name);
@@ -252,14 +263,18 @@ std::vector<SerialOption> SerialLayout(const Config& config) {
 class Vm {
  public:
   explicit Vm(const Config& config) : config_(config) {}
+  ~Vm();
   Result<int> Run();
 
  private:
   Status Setup();
   Status SetupMemoryAndKernel();
+  Status OpenDisks();
   Status SetupDevices();
+  Status SetupPciDevices();
   Status SetupVcpus();
   void StopVcpus();
+  void StopDevices();
 
   const Config& config_;
   std::optional<kvm::Kvm> kvm_;
@@ -271,6 +286,14 @@ class Vm {
   std::vector<base::EventFd> irq_events_;
   std::vector<base::ScopedFd> serial_files_;
   std::shared_ptr<devices::Serial> stdin_serial_;
+  // Opened before any KVM object exists (user errors come first); moved into the devices.
+  std::vector<std::unique_ptr<disk::DiskFile>> disks_;
+  // PCI: the hypervisor hooks and the one GSI routing table, the root bus and its devices.
+  // Torn down explicitly (StopDevices) before the memory, the VM and the buses go.
+  std::unique_ptr<devices::pci::KvmVmControl> vm_control_;
+  std::unique_ptr<devices::pci::GsiRouter> gsi_router_;
+  std::unique_ptr<devices::pci::PciRoot> pci_root_;
+  std::vector<std::shared_ptr<devices::virtio::VirtioPciDevice>> virtio_devices_;
   std::vector<std::unique_ptr<kvm::Vcpu>> vcpus_;
   std::vector<std::thread> threads_;
   std::atomic<bool> stop_{false};
@@ -301,6 +324,11 @@ Status Vm::SetupMemoryAndKernel() {
   }
   // A panic reboots at once, and a reboot goes through the i8042, which ends crosvm.
   CROSVM_RETURN_IF_ERROR(cmdline.InsertStr("reboot=k panic=-1"));
+  for (size_t i = 0; i < config_.disks.size(); ++i) {
+    if (config_.disks[i].root) {
+      CROSVM_RETURN_IF_ERROR(cmdline.InsertStr("root=/dev/" + VirtioDiskName(i) + " ro"));
+    }
+  }
   for (const auto& p : config_.params) CROSVM_RETURN_IF_ERROR(cmdline.InsertStr(p));
   const std::string& line = cmdline.str();
   CROSVM_RETURN_IF_ERROR(mem_->Write(
@@ -309,8 +337,7 @@ Status Vm::SetupMemoryAndKernel() {
   CROSVM_RETURN_IF_ERROR(arch::WriteZeroPage(*mem_, kernel_.bzimage_header, arch::kCmdlineAddr,
                                              cmdline.size_with_nul(), initrd));
   CROSVM_RETURN_IF_ERROR(arch::WriteLongModeTables(*mem_));
-  CROSVM_RETURN_IF_ERROR(arch::WriteMpTable(*mem_, config_.cpus));
-  CROSVM_RETURN_IF_ERROR(arch::WriteSmbios(*mem_));
+  CROSVM_RETURN_IF_ERROR(arch::WriteSmbios(*mem_));  // the MP table follows the PCI devices
 
   CROSVM_LOG(INFO) << "kernel " << config_.kernel << " ("
                    << (kernel_.format == loader::KernelFormat::kElf ? "ELF" : "bzImage")
@@ -363,7 +390,65 @@ Status Vm::SetupDevices() {
                                                           "does not restart guests");
                                           }),
                                           0x64, 1));
+  return SetupPciDevices();
+}
+
+Status Vm::OpenDisks() {
+  for (const auto& d : config_.disks) {
+    CROSVM_ASSIGN_OR_RETURN(auto disk, disk::OpenDisk(d.path, d.writable));
+    disks_.push_back(std::move(disk));
+  }
   return Ok();
+}
+
+Status Vm::SetupPciDevices() {
+  namespace pci = devices::pci;
+  namespace virtio = devices::virtio;
+  vm_control_ = std::make_unique<pci::KvmVmControl>(*vm_);
+  gsi_router_ = std::make_unique<pci::GsiRouter>(vm_control_.get());
+  pci_root_ = std::make_unique<pci::PciRoot>(&buses_.mmio, &buses_.io);
+  CROSVM_RETURN_IF_ERROR(buses_.io.Insert(pci_root_->config_io(), pci::PciRoot::kConfigAddressPort,
+                                          pci::PciRoot::kConfigIoSize));
+  CROSVM_ASSIGN_OR_RETURN(auto alloc, pci::CreateX86SystemAllocator(mem_->end_addr()));
+
+  auto add = [&](std::unique_ptr<virtio::VirtioDevice> device) -> Status {
+    CROSVM_ASSIGN_OR_RETURN(
+        auto dev, virtio::VirtioPciDevice::Create(std::move(device), &*mem_, vm_control_.get(),
+                                                  gsi_router_.get()));
+    CROSVM_RETURN_IF_ERROR(pci_root_->AddDevice(dev, alloc));
+    virtio_devices_.push_back(std::move(dev));
+    return Ok();
+  };
+  for (size_t i = 0; i < disks_.size(); ++i) {
+    const DiskOption& opt = config_.disks[i];
+    const std::string name = VirtioDiskName(i);
+    CROSVM_LOG(INFO) << "disk " << name << ": " << opt.path << " ("
+                     << disk::ImageFormatName(disks_[i]->Format()) << ", "
+                     << disks_[i]->VirtualSize() << " bytes, "
+                     << (opt.writable ? "read-write" : "read-only") << ")";
+    CROSVM_RETURN_IF_ERROR(add(std::make_unique<virtio::BlockDevice>(
+        std::move(disks_[i]), "virtio-blk " + name, virtio::DiskSerial(opt.path))));
+  }
+  disks_.clear();
+  CROSVM_RETURN_IF_ERROR(add(std::make_unique<virtio::RngDevice>()));
+
+  std::vector<arch::MpPciIrq> irqs;
+  for (const auto& r : pci_root_->intx_routes()) irqs.push_back({r.slot, r.intx_pin, r.ioapic_pin});
+  return arch::WriteMpTable(*mem_, config_.cpus, irqs);
+}
+
+void Vm::StopDevices() {
+  // Workers stop and BARs leave the buses while the VM, the routing table and guest memory
+  // still exist; then the devices are destroyed (their irqfds unregistered).
+  for (auto& d : virtio_devices_) d->Shutdown();
+  if (pci_root_) pci_root_->UnmapAll();
+  pci_root_.reset();
+  virtio_devices_.clear();
+}
+
+Vm::~Vm() {
+  StopVcpus();
+  StopDevices();
 }
 
 Status Vm::SetupVcpus() {
@@ -400,6 +485,7 @@ Status Vm::Setup() {
 
   // Everything that can fail because of the user's files happens before KVM objects exist.
   CROSVM_RETURN_IF_ERROR(SetupMemoryAndKernel());
+  CROSVM_RETURN_IF_ERROR(OpenDisks());
 
   CROSVM_ASSIGN_OR_RETURN(auto vm, kvm_->CreateVm());
   vm_.emplace(std::move(vm));
@@ -481,6 +567,7 @@ Result<int> Vm::Run() {
 
   Status loop_status = loop.Run();
   StopVcpus();
+  StopDevices();
   if (!loop_status.ok()) return loop_status.error();
   auto [code, reason] = exit_->Get();
   if (code == kExitOk) {

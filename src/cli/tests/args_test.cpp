@@ -207,6 +207,49 @@ TEST(ParseRunArgsTest, OptionsMayAlsoFollowTheKernel) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Disks.
+
+TEST(ParseRunArgsTest, DisksInOrder) {
+  Config c = MustParse({"-r", "root.img", "--disk", "a.qcow2", "--rwdisk=b.img", "--qcow", "c",
+                        "--rwqcow", "d", "-de", "vmlinux"});
+  ASSERT_EQ(c.disks.size(), 6u);
+  EXPECT_EQ(c.disks[0].path, "root.img");
+  EXPECT_TRUE(c.disks[0].root);
+  EXPECT_FALSE(c.disks[0].writable);
+  EXPECT_EQ(c.disks[1].path, "a.qcow2");
+  EXPECT_FALSE(c.disks[1].writable);
+  EXPECT_FALSE(c.disks[1].root);
+  EXPECT_EQ(c.disks[2].path, "b.img");
+  EXPECT_TRUE(c.disks[2].writable);
+  EXPECT_FALSE(c.disks[3].writable) << "--qcow is --disk";
+  EXPECT_TRUE(c.disks[4].writable) << "--rwqcow is --rwdisk";
+  EXPECT_EQ(c.disks[5].path, "e");
+}
+
+TEST(ParseRunArgsTest, DiskErrors) {
+  EXPECT_THAT(ParseError({"-r", "a", "--root", "b", "k"}),
+              HasSubstr("--root can be given only once"));
+  EXPECT_THAT(ParseError({"--disk=", "k"}), HasSubstr("--disk: the path is empty"));
+  EXPECT_THAT(ParseError({"--rwdisk"}), HasSubstr("needs a value"));
+  Args many;
+  for (int i = 0; i < 31; ++i) {
+    many.push_back("-d");
+    many.push_back("disk" + std::to_string(i));
+  }
+  many.push_back("k");
+  EXPECT_THAT(ParseError(many), HasSubstr("at most 30 disks"));
+}
+
+TEST(VirtioDiskNameTest, LinuxNaming) {
+  EXPECT_EQ(VirtioDiskName(0), "vda");
+  EXPECT_EQ(VirtioDiskName(1), "vdb");
+  EXPECT_EQ(VirtioDiskName(25), "vdz");
+  EXPECT_EQ(VirtioDiskName(26), "vdaa");
+  EXPECT_EQ(VirtioDiskName(27), "vdab");
+  EXPECT_EQ(VirtioDiskName(26 + 26 * 26), "vdaaa");
+}
+
+// ---------------------------------------------------------------------------------------------
 // Options whose feature is not built: each is an error saying so, naming the flag.
 
 struct NotYet {
@@ -216,16 +259,15 @@ struct NotYet {
 };
 
 const NotYet kNotYet[] = {
-    {"root", true, 'r'},     {"disk", true, 'd'},      {"qcow", true},
-    {"rwdisk", true},        {"rwqcow", true},         {"rw-pmem-device", true},
-    {"pmem-device", true},   {"host_ip", true},        {"netmask", true},
-    {"mac", true},           {"tap-fd", true},         {"vhost-net", false},
-    {"cid", true},           {"shared-dir", true},     {"wayland-sock", true},
-    {"wayland-group", true}, {"x-display", true},      {"gpu", false},
-    {"software-tpm", false}, {"evdev", true},          {"single-touch", true},
-    {"trackpad", true},      {"mouse", true},          {"keyboard", true},
-    {"socket", true, 's'},   {"plugin", true},         {"plugin-root", true},
-    {"plugin-mount", true},  {"plugin-gid-map", true}, {"split-irqchip", false},
+    {"rw-pmem-device", true}, {"pmem-device", true},   {"host_ip", true},
+    {"netmask", true},        {"mac", true},           {"tap-fd", true},
+    {"vhost-net", false},     {"cid", true},           {"shared-dir", true},
+    {"wayland-sock", true},   {"wayland-group", true}, {"x-display", true},
+    {"gpu", false},           {"software-tpm", false}, {"evdev", true},
+    {"single-touch", true},   {"trackpad", true},      {"mouse", true},
+    {"keyboard", true},       {"socket", true, 's'},   {"plugin", true},
+    {"plugin-root", true},    {"plugin-mount", true},  {"plugin-gid-map", true},
+    {"split-irqchip", false},
 };
 
 TEST(ParseRunArgsTest, UnsupportedOptionsFailWithNotSupportedYet) {
