@@ -15,6 +15,8 @@ PACKAGES=(
   zlib1g-dev
   # peers: QEMU runs the test guests and the benchmarks side by side; qemu-img checks qcow2
   qemu-system-x86 qemu-utils
+  # system-call counts in the benchmark report
+  strace
   # mkfs.ext4 -d: the ext4 root images the virtio-blk end-to-end tests boot from
   e2fsprogs
 )

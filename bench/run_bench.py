@@ -1,0 +1,904 @@
+#!/usr/bin/env python3
+"""Runs crosvm and QEMU side by side and writes bench/results.json and bench/RESULTS.md.
+
+Called by scripts/bench.sh (`make bench`), which first installs what is missing and builds
+crosvm, the test guests, the benchmark tools and the guest kernel. Python standard library only.
+
+Rows (see RESULTS.md for what each one measures and how):
+  1 start-up       the `hello` test guest: process start -> first guest console byte -> exit
+  2 exits          port-I/O and MMIO exit round trips, from the pio_exits/mmio_exits guests
+  3 virtio-blk     not yet in crosvm; the host's own ceiling on the image, and the block layers
+                   of both VMMs without a guest (crosvm's DiskFile, `qemu-img bench`)
+  4 virtio-net     not yet
+  5 memory         RSS/PSS minus resident guest RAM at "Run /init", 256 MiB guest
+  6 linux boot     the project's guest kernel to "Run /init as init process"
+  7 binary         stripped size and linked shared libraries
+  micro            Google Benchmark micro-benchmarks (absolute figures, no peer)
+
+Runs of the two VMMs are interleaved (the order alternates every repetition) so that both see
+the same background load; medians are reported, every sample is kept in results.json.
+"""
+
+import argparse
+import datetime
+import difflib
+import json
+import os
+import re
+import selectors
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCH_DIR = os.path.join(ROOT, "bench")
+
+GUEST_MIB = 256
+QEMU_BIN = "qemu-system-x86_64"
+QEMU_MACHINE = "microvm,x-option-roms=off,rtc=on"
+# Plain `-cpu host` aborts QEMU 7.2 on the nested KVM of the project's machines
+# ("failed to set MSR 0x10a"); guest/testguests/run_qemu.sh uses the same override.
+QEMU_CPU = os.environ.get("QEMU_CPU", "host,-arch-capabilities")
+# Request stream shared by crosvm_disk_bench and `qemu-img bench`: a 4 KiB "random" read steps
+# 1013 blocks (prime, so every block of the image is visited) from one request to the next.
+DISK_IMAGE_MIB = 256
+RANDOM_STEP = 1013 * 4096
+INIT_MARK = b"Run /init as init process"
+
+
+# ----------------------------------------------------------------------------- helpers ----
+
+
+def log(msg):
+    print(f"bench: {msg}", file=sys.stderr, flush=True)
+
+
+def sh(argv, check=True, **kw):
+    return subprocess.run(argv, check=check, capture_output=True, text=True, **kw).stdout
+
+
+def summary(samples):
+    """median/min/max of a list of numbers (None when there are none)."""
+    xs = [x for x in samples if x is not None]
+    if not xs:
+        return {"n": 0, "median": None, "min": None, "max": None}
+    return {"n": len(xs), "median": statistics.median(xs), "min": min(xs), "max": max(xs)}
+
+
+def fmt_num(x, digits=None):
+    if x is None:
+        return "–"
+    if isinstance(x, str):
+        return x
+    if digits is None:
+        ax = abs(x)
+        digits = 0 if ax >= 100 else 1 if ax >= 10 else 2 if ax >= 1 else 3
+    return f"{x:,.{digits}f}"
+
+
+def loadavg():
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def interleaved(n, kinds):
+    """Yields (rep, kind) pairs, the kinds in rotating order each repetition."""
+    for rep in range(n):
+        k = rep % len(kinds)
+        for kind in kinds[k:] + kinds[:k]:
+            yield rep, kind
+
+
+# ----------------------------------------------------------------- running a VMM ----
+
+
+def run_process(argv, timeout_s, marks=(), on_mark=None, kill_after_marks_s=None):
+    """Runs argv with stdin on /dev/null and stdout/stderr piped, timing it.
+
+    marks: byte strings to watch for on stdout (the guest console); on_mark(mark, pid) is called
+    the moment each one first appears, while the process still runs. Returns a dict with the wall
+    time, the time of the first stdout byte, each mark's time, the child's rusage (all threads),
+    its exit status, and its output.
+    """
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ, "out")
+    sel.register(proc.stderr, selectors.EVENT_READ, "err")
+    out, err = bytearray(), bytearray()
+    first_out = None
+    mark_t = {}
+    timed_out = False
+    deadline = t0 + timeout_s
+    open_pipes = 2
+    while open_pipes:
+        now = time.perf_counter()
+        if kill_after_marks_s is not None and marks and len(mark_t) == len(marks):
+            deadline = min(deadline, t0 + max(mark_t.values()) + kill_after_marks_s)
+        if now >= deadline:
+            timed_out = len(mark_t) < len(marks) or not marks
+            proc.kill()
+            break
+        for key, _ in sel.select(timeout=deadline - now):
+            chunk = os.read(key.fileobj.fileno(), 65536)
+            if not chunk:
+                sel.unregister(key.fileobj)
+                open_pipes -= 1
+                continue
+            if key.data == "err":
+                err += chunk
+                continue
+            t = time.perf_counter() - t0
+            if first_out is None:
+                first_out = t
+            start = max(0, len(out) - max((len(m) for m in marks), default=0))
+            out += chunk
+            for m in marks:
+                if m not in mark_t and out.find(m, start) >= 0:
+                    mark_t[m] = t
+                    if on_mark:
+                        on_mark(m, proc.pid)
+    _, status, ru = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    sel.close()
+    proc.stdout.close()
+    proc.stderr.close()
+    return {
+        "argv": argv,
+        "wall_s": wall,
+        "first_output_s": first_out,
+        "marks_s": {m.decode(): t for m, t in mark_t.items()},
+        "rc": proc.returncode,
+        "timed_out": timed_out,
+        "user_s": ru.ru_utime,
+        "sys_s": ru.ru_stime,
+        "cpu_s": ru.ru_utime + ru.ru_stime,
+        "maxrss_kib": ru.ru_maxrss,
+        "minflt": ru.ru_minflt,
+        "majflt": ru.ru_majflt,
+        "nvcsw": ru.ru_nvcsw,
+        "nivcsw": ru.ru_nivcsw,
+        "stdout": out.decode(errors="replace"),
+        "stderr": err.decode(errors="replace"),
+    }
+
+
+class Vmm:
+    """How to run a guest under one VMM."""
+
+    def __init__(self, name, crosvm_bin):
+        self.name = name
+        self.crosvm_bin = crosvm_bin
+
+    def testguest(self, elf):
+        if self.name == "crosvm":
+            return [self.crosvm_bin, "run", "--disable-sandbox", "-m", str(GUEST_MIB), "-c", "1",
+                    elf]
+        return self._qemu() + ["-kernel", elf]
+
+    def linux(self, kernel, initrd, params):
+        if self.name == "crosvm":
+            return [self.crosvm_bin, "run", "--disable-sandbox", "-m", str(GUEST_MIB), "-c", "1",
+                    "-i", initrd, "-p", params, kernel]
+        return self._qemu() + ["-kernel", kernel, "-initrd", initrd, "-append", params]
+
+    @staticmethod
+    def _qemu():
+        return [QEMU_BIN, "-enable-kvm", "-M", QEMU_MACHINE, "-cpu", QEMU_CPU, "-m", str(GUEST_MIB),
+                "-smp", "1", "-nodefaults", "-no-user-config", "-nographic", "-serial", "stdio",
+                "-no-reboot"]
+
+
+def check_guest_exit(run, what):
+    if "TESTGUEST EXIT 0" not in run["stdout"]:
+        tail = (run["stdout"][-400:] + run["stderr"][-400:]).strip()
+        raise RuntimeError(f"{what}: no 'TESTGUEST EXIT 0' (rc {run['rc']}): {tail}")
+
+
+# --------------------------------------------------------------- /proc sampling ----
+
+
+def read_smaps(pid):
+    """Mappings of pid: list of dicts with start, end, perms, path and the kB fields."""
+    maps = []
+    head = re.compile(r"^([0-9a-f]+)-([0-9a-f]+) (\S+) \S+ \S+ \S+\s*(.*)$")
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            m = head.match(line)
+            if m:
+                maps.append({"start": int(m.group(1), 16), "end": int(m.group(2), 16),
+                             "perms": m.group(3), "path": m.group(4)})
+                continue
+            parts = line.split()
+            if len(parts) >= 3 and parts[2] == "kB" and maps:
+                maps[-1][parts[0].rstrip(":")] = int(parts[1])
+    return maps
+
+
+def read_kib_fields(path):
+    fields = {}
+    with open(path) as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 3 and parts[-1] == "kB":
+                fields[parts[0].rstrip(":")] = int(parts[1])
+    return fields
+
+
+def guest_ram_mappings(vmm, maps):
+    """The mappings that hold guest RAM.
+
+    crosvm: its guest memfd, mapped as "/memfd:crosvm_guest". QEMU: the anonymous mapping of the
+    -m size (QEMU may pad a RAM block by up to its alignment; a few MiB of slack are allowed).
+    """
+    if vmm == "crosvm":
+        return [m for m in maps if "memfd:crosvm_guest" in m["path"]]
+    want = GUEST_MIB * 1024
+    cands = [m for m in maps if m["path"] == "" and want <= m.get("Size", 0) <= want + 4096]
+    return sorted(cands, key=lambda m: m.get("Rss", 0), reverse=True)[:1]
+
+
+def vcpu_task(run):
+    """The vCPU thread of a sampled run: the thread that has been on a CPU the longest."""
+    tasks = [t for t in run.get("tasks", []) if "on_cpu_s" in t]
+    return max(tasks, key=lambda t: t["on_cpu_s"]) if tasks else None
+
+
+def console_lines(path):
+    """[(printk seconds, text)] of a guest console log."""
+    lines = []
+    with open(path, errors="replace") as f:
+        for line in f:
+            m = re.match(r"\[\s*([0-9]+\.[0-9]+)\] (.*)", line.rstrip())
+            if m:
+                lines.append((float(m.group(1)), m.group(2)))
+    return lines
+
+
+def boot_phase_diff(pairs, top=6):
+    """Where two boots of the same kernel spend their guest time differently.
+
+    pairs: [(crosvm console log, QEMU console log)]. The kernel's lines are aligned (numbers
+    masked, so addresses and counts do not matter); the lines both logs have are anchors, and a
+    phase is the stretch between two consecutive anchors, timed by the kernel's own printk
+    clock. Returns the phases whose median duration differs most, with the lines only one of
+    the two logs has inside them (what the guest did differently there).
+    """
+    def norm(text):
+        return re.sub(r"0x[0-9a-f]+|[0-9a-f]{6,}|\d+", "#", text)
+
+    phases = {}
+    for c_path, q_path in pairs:
+        c, q = console_lines(c_path), console_lines(q_path)
+        sm = difflib.SequenceMatcher(a=[norm(t) for _, t in c], b=[norm(t) for _, t in q],
+                                     autojunk=False)
+        anchors = [(a + k, b + k) for a, b, n in sm.get_matching_blocks() for k in range(n)]
+        for (a0, b0), (a1, b1) in zip(anchors, anchors[1:]):
+            key = (norm(c[a0][1]), norm(c[a1][1]))
+            e = phases.setdefault(key, {"from": c[a0][1][:80], "to": c[a1][1][:80],
+                                        "crosvm_s": [], "qemu_s": [],
+                                        "crosvm_only": [t[:80] for _, t in c[a0 + 1:a1]][:4],
+                                        "qemu_only": [t[:80] for _, t in q[b0 + 1:b1]][:4]})
+            e["crosvm_s"].append(c[a1][0] - c[a0][0])
+            e["qemu_s"].append(q[b1][0] - q[b0][0])
+    out = []
+    for e in phases.values():
+        if len(e["crosvm_s"]) != len(pairs):
+            continue
+        e["crosvm_median_s"] = statistics.median(e["crosvm_s"])
+        e["qemu_median_s"] = statistics.median(e["qemu_s"])
+        e["diff_s"] = e["crosvm_median_s"] - e["qemu_median_s"]
+        out.append(e)
+    out.sort(key=lambda e: -abs(e["diff_s"]))
+    return {"phases": len(out), "sum_diff_s": sum(e["diff_s"] for e in out), "top": out[:top]}
+
+
+def sample_memory(vmm, pid):
+    rollup = read_kib_fields(f"/proc/{pid}/smaps_rollup")
+    maps = read_smaps(pid)
+    guest = guest_ram_mappings(vmm, maps)
+    guest_rss = sum(m.get("Rss", 0) for m in guest)
+    guest_pss = sum(m.get("Pss", 0) for m in guest)
+    status = read_kib_fields(f"/proc/{pid}/status")
+    return {
+        "rss_kib": rollup.get("Rss"),
+        "pss_kib": rollup.get("Pss"),
+        "guest_rss_kib": guest_rss,
+        "guest_pss_kib": guest_pss,
+        "overhead_rss_kib": rollup.get("Rss", 0) - guest_rss,
+        "overhead_pss_kib": rollup.get("Pss", 0) - guest_pss,
+        "guest_mappings": [f"{m['start']:x}-{m['end']:x} {m['perms']} size={m.get('Size')}kB "
+                           f"rss={m.get('Rss')}kB {m['path'] or '[anon]'}" for m in guest],
+        "vm_hwm_kib": status.get("VmHWM"),
+        "mappings": len(maps),
+    }
+
+
+def sample_tasks(pid):
+    """Per-thread CPU use so far: user, system and guest time (s), time on a CPU and time spent
+    runnable but waiting for one (schedstat), context switches."""
+    tick = os.sysconf("SC_CLK_TCK")
+    tasks = []
+    for tid in sorted(os.listdir(f"/proc/{pid}/task"), key=int):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                s = f.read()
+        except FileNotFoundError:
+            continue
+        comm = s[s.index("(") + 1:s.rindex(")")]
+        rest = s[s.rindex(")") + 2:].split()  # rest[0] is field 3 (state)
+        task = {"tid": int(tid), "comm": comm, "user_s": int(rest[11]) / tick,
+                "sys_s": int(rest[12]) / tick, "guest_s": int(rest[40]) / tick}
+        try:
+            # schedstat: time on a CPU, time runnable but waiting for one (ns), timeslices
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                on_cpu, waiting, slices = (int(x) for x in f.read().split()[:3])
+            task.update(on_cpu_s=on_cpu / 1e9, runqueue_wait_s=waiting / 1e9, timeslices=slices)
+            with open(f"/proc/{pid}/task/{tid}/status") as f:
+                status = f.read()
+            for key in ("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches"):
+                m = re.search(rf"^{key}:\s+(\d+)", status, re.M)
+                task[key] = int(m.group(1)) if m else None
+        except (FileNotFoundError, ValueError):
+            pass
+        tasks.append(task)
+    return tasks
+
+
+# -------------------------------------------------------------------------- rows ----
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.build = os.path.abspath(args.build)
+        self.crosvm_bin = os.path.join(self.build, "crosvm")
+        self.guests = os.path.join(self.build, "guest", "testguests")
+        self.work = os.path.join(self.build, "bench-work")
+        os.makedirs(self.work, exist_ok=True)
+        self.vmms = [Vmm("crosvm", self.crosvm_bin), Vmm("qemu", None)]
+        self.rows = {}
+        self.table = []
+        self.strace = shutil.which("strace")
+
+    def reps(self, n):
+        return max(1, n // 3) if self.args.quick else n
+
+    def add(self, row, metric, crosvm, qemu, better, note="", unit_digits=None):
+        """One line of the results table. crosvm/qemu: a summary dict or a string."""
+        def median(x):
+            return x["median"] if isinstance(x, dict) else None
+        c, q = median(crosvm), median(qemu)
+        ratio = c / q if c is not None and q not in (None, 0) else None
+        self.table.append({
+            "row": row, "metric": metric,
+            "crosvm": c if c is not None else crosvm,
+            "qemu": q if q is not None else qemu,
+            "ratio": ratio, "better": better, "note": note, "digits": unit_digits,
+            "crosvm_slower": (ratio is not None and
+                              ((better == "lower" and ratio > 1) or
+                               (better == "higher" and ratio < 1))),
+        })
+
+    # ---- 1. start-up
+    def row_startup(self):
+        n = self.reps(10)
+        elf = os.path.join(self.guests, "hello.elf")
+        samples = {v.name: [] for v in self.vmms}
+        log(f"row 1: start-up, hello guest, {n} runs per VMM")
+        for _, v in interleaved(n, self.vmms):
+            r = run_process(v.testguest(elf), 60)
+            check_guest_exit(r, f"{v.name} hello")
+            samples[v.name].append(r)
+        res = {"guest": elf, "runs": {}}
+        for name, runs in samples.items():
+            res["runs"][name] = [{**{k: r[k] for k in ("wall_s", "first_output_s", "user_s",
+                                                        "sys_s", "cpu_s", "maxrss_kib", "minflt",
+                                                        "nvcsw", "nivcsw", "rc")},
+                                  "console_bytes": len(r["stdout"])} for r in runs]
+            res[name] = {
+                "first_output_ms": summary([r["first_output_s"] * 1e3 for r in runs]),
+                "wall_ms": summary([r["wall_s"] * 1e3 for r in runs]),
+                "cpu_ms": summary([r["cpu_s"] * 1e3 for r in runs]),
+                "user_ms": summary([r["user_s"] * 1e3 for r in runs]),
+                "sys_ms": summary([r["sys_s"] * 1e3 for r in runs]),
+                "maxrss_kib": summary([r["maxrss_kib"] for r in runs]),
+                "minflt": summary([r["minflt"] for r in runs]),
+                "ctxsw": summary([r["nvcsw"] + r["nivcsw"] for r in runs]),
+            }
+        res["syscalls"] = self.strace_counts(lambda v: v.testguest(elf))
+        self.rows["startup"] = res
+        c, q = res["crosvm"], res["qemu"]
+        self.add("1. start-up (sandbox off)", "process start → first guest console byte (ms)",
+                 c["first_output_ms"], q["first_output_ms"], "lower")
+        self.add("1. start-up (sandbox off)", "process start → exit, wall (ms)",
+                 c["wall_ms"], q["wall_ms"], "lower")
+        self.add("1. start-up (sandbox off)", "process start → exit, CPU user+sys (ms)",
+                 c["cpu_ms"], q["cpu_ms"], "lower")
+        self.add("1. start-up (sandbox on)", "—", "not built: no sandbox yet", "n/a", "lower",
+                 "crosvm has no sandbox; `--disable-sandbox` changes nothing")
+
+    # ---- 2. exits
+    def row_exits(self):
+        n = self.reps(7)
+        res = {}
+        pat = re.compile(r"TESTGUEST (\w+) count=(\d+) tsc_total=(\d+) tsc_per_exit=(\d+) "
+                         r"baseline_tsc_per_iter=(\d+)(?: ns_per_exit=(\d+) total_ms=\d+ "
+                         r"tsc_khz=(\d+))?")
+        for guest in ("pio_exits", "mmio_exits"):
+            elf = os.path.join(self.guests, f"{guest}.elf")
+            log(f"row 2: {guest} (100000 exits), {n} runs per VMM")
+            runs = {v.name: [] for v in self.vmms}
+            for _, v in interleaved(n, self.vmms):
+                r = run_process(v.testguest(elf), 180)
+                check_guest_exit(r, f"{v.name} {guest}")
+                m = pat.search(r["stdout"])
+                if not m:
+                    raise RuntimeError(f"{v.name} {guest}: no result line")
+                count, tsc_per, base = int(m.group(2)), int(m.group(4)), int(m.group(5))
+                khz = int(m.group(7)) if m.group(7) else None
+                runs[v.name].append({
+                    "ns_per_exit": int(m.group(6)) if m.group(6) else None,
+                    "tsc_per_exit": tsc_per, "baseline_tsc_per_iter": base, "tsc_khz": khz,
+                    "baseline_ns_per_iter": base * 1e6 / khz if khz else None,
+                    "count": count, "wall_s": r["wall_s"], "user_s": r["user_s"],
+                    "sys_s": r["sys_s"], "nvcsw": r["nvcsw"], "nivcsw": r["nivcsw"],
+                })
+            res[guest] = {"guest": elf, "runs": runs}
+            for name, rs in runs.items():
+                cnt = rs[0]["count"]
+                res[guest][name] = {
+                    "ns_per_exit": summary([r["ns_per_exit"] for r in rs]),
+                    "baseline_ns_per_iter": summary([r["baseline_ns_per_iter"] for r in rs]),
+                    "cpu_ns_per_exit": summary([(r["user_s"] + r["sys_s"]) * 1e9 / cnt
+                                                for r in rs]),
+                    "user_ns_per_exit": summary([r["user_s"] * 1e9 / cnt for r in rs]),
+                    "sys_ns_per_exit": summary([r["sys_s"] * 1e9 / cnt for r in rs]),
+                    "ctxsw_per_exit": summary([(r["nvcsw"] + r["nivcsw"]) / cnt for r in rs]),
+                }
+            res[guest]["syscalls"] = self.strace_counts(
+                lambda v, g=guest: v.testguest(os.path.join(self.guests, f"{g}_10k.elf")))
+        self.rows["exits"] = res
+        for guest, label in (("pio_exits", "port-I/O write to no-op port 0x5e0"),
+                             ("mmio_exits", "MMIO write to no-op 0xd8000000")):
+            c, q = res[guest]["crosvm"], res[guest]["qemu"]
+            self.add("2. exit round trip", f"{label} (ns/exit, guest RDTSC)",
+                     c["ns_per_exit"], q["ns_per_exit"], "lower",
+                     "100000 exits per run; the guest's loop alone: "
+                     f"{fmt_num(c['baseline_ns_per_iter']['median'])} / "
+                     f"{fmt_num(q['baseline_ns_per_iter']['median'])} ns per iteration")
+            self.add("2. exit round trip", f"{label}: VMM process CPU time per exit (ns)",
+                     c["cpu_ns_per_exit"], q["cpu_ns_per_exit"], "lower",
+                     "user+sys of all threads (getrusage) / exits; not inflated by waiting for "
+                     "a CPU")
+
+    # ---- 3. virtio-blk
+    def row_disk(self):
+        n = self.reps(5)
+        tool = os.path.join(self.build, "bench", "crosvm_disk_bench")
+        help_text = sh([self.crosvm_bin, "run", "--help"], check=False)
+        m = re.search(r"--rwdisk PATH\s*\n(.*?)(?=\n\s+-)", help_text, re.S)
+        rwdisk_help = " ".join(m.group(1).split()) if m else "(no --rwdisk option)"
+        virtio_blk_in_crosvm = m is not None and "not supported yet" not in m.group(1)
+        res = {"crosvm_rwdisk_help": rwdisk_help, "virtio_blk_in_crosvm": virtio_blk_in_crosvm}
+
+        raw = os.path.join(self.work, "disk.raw")
+        qcow = os.path.join(self.work, "disk.qcow2")
+        log(f"row 3: preparing a {DISK_IMAGE_MIB} MiB raw image and its qcow2 copy in {self.work}")
+        with open(raw, "wb") as f:
+            for _ in range(DISK_IMAGE_MIB):
+                f.write(os.urandom(1 << 20))
+        if os.path.exists(qcow):
+            os.unlink(qcow)
+        sh(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw, qcow])
+        for path in (raw, qcow):  # into the page cache
+            with open(path, "rb") as f:
+                while f.read(1 << 20):
+                    pass
+        have_crosvm_disk = subprocess.run(
+            [tool, "--backend", "crosvm", "--file", raw, "--mode", "read", "--bs", "4K",
+             "--count", "1"], capture_output=True).returncode == 0
+
+        tests = [
+            # key, label, mode, bs, count, step, depth, unit
+            ("seq_read", "sequential read, 1 MiB requests (MB/s)", "read", 1 << 20, 1024, 0, 1,
+             "mb_per_s"),
+            ("seq_write", "sequential write, 1 MiB requests (MB/s)", "write", 1 << 20, 512, 0, 1,
+             "mb_per_s"),
+            ("rand_read_qd1", "4 KiB random read, QD1 (IOPS)", "read", 4096, 50000, RANDOM_STEP,
+             1, "iops"),
+            ("rand_read_qd32", "4 KiB random read, QD32 (IOPS)", "read", 4096, 100000,
+             RANDOM_STEP, 32, "iops"),
+        ]
+        backends = [("host", "raw"), ("qemu-img", "raw"), ("qemu-img", "qcow2")]
+        if have_crosvm_disk:
+            backends[1:1] = [("crosvm", "raw")]
+            backends.append(("crosvm", "qcow2"))
+
+        def argv_of(backend, fmt, mode, bs, count, step, depth):
+            path = raw if fmt == "raw" else qcow
+            if backend == "qemu-img":
+                argv = ["qemu-img", "bench", "-f", fmt, "-t", "writeback", "-i", "threads",
+                        "-c", str(count), "-s", str(bs), "-d", str(depth)]
+                if step:
+                    argv += ["-S", str(step)]
+                if mode == "write":
+                    argv += ["-w", "--pattern=165"]
+                return argv + [path]
+            argv = [tool, "--backend", "host" if backend == "host" else "crosvm", "--file", path,
+                    "--mode", mode, "--bs", str(bs), "--count", str(count), "--depth", str(depth)]
+            if step:
+                argv += ["--step", str(step)]
+            return argv
+
+        def run_one(backend, fmt, mode, bs, count, step, depth):
+            out = sh(argv_of(backend, fmt, mode, bs, count, step, depth))
+            if backend == "qemu-img":
+                secs = float(re.search(r"Run completed in ([0-9.]+) seconds", out).group(1))
+                return {"seconds": secs, "mb_per_s": bs * count / secs / 1e6,
+                        "iops": count / secs}
+            return json.loads(out)
+
+        # Write the new images back now rather than during the measurements, then one untimed
+        # round of every test and backend (page cache, page tables, CPU caches).
+        os.sync()
+        for key, _, mode, bs, count, step, depth, unit in tests:
+            for b, f in backends:
+                run_one(b, f, mode, bs, max(64, count // 4), step, depth)
+        samples = {t[0]: {f"{b}/{f}": [] for b, f in backends} for t in tests}
+        log(f"row 3: block I/O without a guest, {n} runs per backend and test")
+        for rep in range(n):
+            for key, _, mode, bs, count, step, depth, unit in tests:
+                order = backends[rep % len(backends):] + backends[:rep % len(backends)]
+                for b, f in order:
+                    samples[key][f"{b}/{f}"].append(run_one(b, f, mode, bs, count, step, depth))
+        res["tests"] = {}
+        for key, label, mode, bs, count, step, depth, unit in tests:
+            res["tests"][key] = {"label": label, "bs": bs, "count": count, "step": step or bs,
+                                 "depth": depth, "unit": unit, "samples": samples[key],
+                                 "median": {k: summary([s[unit] for s in v])
+                                            for k, v in samples[key].items()}}
+        # What each layer asks of the kernel per request: one run of every test under strace.
+        res["syscalls_per_request"] = {}
+        for key, label, mode, bs, count, step, depth, unit in tests:
+            for fmt in ("raw", "qcow2"):
+                n_req = max(64, count // 16)
+                per = {}
+                for b in ("crosvm", "qemu-img"):
+                    if b == "crosvm" and not have_crosvm_disk:
+                        continue
+                    counts = self.strace_argv(argv_of(b, fmt, mode, bs, n_req, step, depth))
+                    per[b] = ({k: round(v / n_req, 3) for k, v in counts.items()}
+                              if "skipped" not in counts else counts)
+                res["syscalls_per_request"][f"{key}/{fmt}"] = {"requests": n_req, **per}
+        res["have_crosvm_disk"] = have_crosvm_disk
+        res["images"] = {"raw": raw, "qcow2": qcow, "size_mib": DISK_IMAGE_MIB}
+        self.rows["disk"] = res
+
+        why = ("needs a virtio-blk throughput test guest" if virtio_blk_in_crosvm else
+               "crosvm has no virtio-blk yet (`--rwdisk`: not supported yet), and there is no "
+               "virtio-blk throughput test guest")
+        for key, label, *_, unit in tests:
+            med = res["tests"][key]["median"]
+            self.add("3. virtio-blk (guest)", f"{label}, raw and qcow2", "not yet", "not yet",
+                     "higher", f"{why}; host ceiling on the raw file (pread/pwrite): "
+                     f"{fmt_num(med['host/raw']['median'])} {'MB/s' if unit == 'mb_per_s' else 'IOPS'}")
+        for fmt in ("raw", "qcow2"):
+            for key, label, *_ in tests:
+                med = res["tests"][key]["median"]
+                c = med.get(f"crosvm/{fmt}", "not built (no src/disk)")
+                self.add(f"3b. block layer, no guest ({fmt})", label, c, med[f"qemu-img/{fmt}"],
+                         "higher", "crosvm DiskFile vs `qemu-img bench`; QD32: 32 threads vs "
+                         "QEMU's AIO thread pool" if key == "rand_read_qd32" else
+                         "crosvm DiskFile vs `qemu-img bench`")
+
+    # ---- 4. virtio-net
+    def row_net(self):
+        self.rows["net"] = {"state": "not yet: no virtio-net"}
+        self.add("4. virtio-net", "—", "not yet: no virtio-net", "not measured", "higher")
+
+    # ---- 5 and 6: the Linux guest (one set of boots serves both rows)
+    def row_linux(self):
+        n = self.reps(3)
+        g = self.guest
+        log(f"row 5+6: Linux boots to '{INIT_MARK.decode()}', {n} per VMM "
+            f"(~30-60 s each on an emulating host)")
+        runs = {v.name: [] for v in self.vmms}
+        stamp = re.compile(rb"\[\s*([0-9]+\.[0-9]+)\] Run /init as init process")
+        for rep, v in interleaved(n, self.vmms):
+            sampled = {}
+
+            def on_mark(mark, pid, v=v, sampled=sampled):
+                try:
+                    sampled["memory"] = sample_memory(v.name, pid)
+                    sampled["tasks"] = sample_tasks(pid)
+                except (FileNotFoundError, ProcessLookupError) as e:
+                    sampled["error"] = str(e)
+
+            # The guest panics right after "Run /init" here; QEMU's microvm has no i8042 for the
+            # reboot=k that follows, so it is stopped 5 s after the mark (crosvm exits by itself).
+            r = run_process(v.linux(g["KERNEL"], g["INITRD"], g["PARAMS"]), 400,
+                            marks=(INIT_MARK,), on_mark=on_mark, kill_after_marks_s=5)
+            console = os.path.join(self.work, f"console-{v.name}-{rep + 1}.log")
+            with open(console, "w") as f:
+                f.write(r["stdout"])
+            t_init = r["marks_s"].get(INIT_MARK.decode())
+            ms = stamp.search(r["stdout"].encode())
+            kver = re.search(r"Linux version (\S+)", r["stdout"])
+            entry = {"init_s": t_init, "guest_clock_init_s": float(ms.group(1)) if ms else None,
+                     "wall_s": r["wall_s"], "cpu_s": r["cpu_s"], "user_s": r["user_s"],
+                     "sys_s": r["sys_s"], "rc": r["rc"], "timed_out": r["timed_out"],
+                     "first_output_s": r["first_output_s"],
+                     "kernel_version": kver.group(1) if kver else None, "console": console,
+                     **sampled}
+            if t_init is None:
+                entry["console_tail"] = r["stdout"][-800:] + r["stderr"][-800:]
+                log(f"  {v.name}: did NOT reach /init (rc {r['rc']})")
+            else:
+                log(f"  {v.name} run {rep + 1}: Run /init at {t_init:.1f} s")
+            runs[v.name].append(entry)
+        res = {"runs": runs, "guest_mib": GUEST_MIB}
+        pairs = [(c["console"], q["console"]) for c, q in zip(runs["crosvm"], runs["qemu"])
+                 if c["init_s"] is not None and q["init_s"] is not None]
+        res["phase_diff"] = boot_phase_diff(pairs) if pairs else None
+        for name, rs in runs.items():
+            ok = [r for r in rs if r["init_s"] is not None]
+            mem = [r["memory"] for r in ok if "memory" in r]
+            res[name] = {
+                "init_s": summary([r["init_s"] for r in ok]),
+                "guest_clock_init_s": summary([r["guest_clock_init_s"] for r in ok]),
+                "before_guest_clock_s": summary([r["init_s"] - r["guest_clock_init_s"]
+                                                 for r in ok if r["guest_clock_init_s"]]),
+                "failed_runs": len(rs) - len(ok),
+                "rss_mib": summary([m["rss_kib"] / 1024 for m in mem]),
+                "pss_mib": summary([m["pss_kib"] / 1024 for m in mem]),
+                "guest_rss_mib": summary([m["guest_rss_kib"] / 1024 for m in mem]),
+                "overhead_rss_mib": summary([m["overhead_rss_kib"] / 1024 for m in mem]),
+                "overhead_pss_mib": summary([m["overhead_pss_kib"] / 1024 for m in mem]),
+                "task_cpu_at_init": {k: summary([sum(t[k] for t in r["tasks"]) for r in ok
+                                                 if "tasks" in r])
+                                     for k in ("user_s", "sys_s", "guest_s")},
+                "vcpu_on_cpu_s": summary([vcpu_task(r)["on_cpu_s"] for r in ok
+                                          if vcpu_task(r)]),
+                "vcpu_runqueue_wait_s": summary([vcpu_task(r)["runqueue_wait_s"] for r in ok
+                                                 if vcpu_task(r)]),
+                "vmm_threads_cpu_s": summary([sum(t["user_s"] + t["sys_s"] for t in r["tasks"]
+                                                  if t is not vcpu_task(r)) for r in ok
+                                              if vcpu_task(r)]),
+            }
+        self.rows["linux"] = res
+        c, q = res["crosvm"], res["qemu"]
+        self.add("5. memory overhead", f"RSS − resident guest RAM at Run /init, {GUEST_MIB} MiB "
+                 "guest (MiB)", c["overhead_rss_mib"], q["overhead_rss_mib"], "lower")
+        self.add("5. memory overhead", "PSS − guest RAM PSS at Run /init (MiB)",
+                 c["overhead_pss_mib"], q["overhead_pss_mib"], "lower")
+        self.add("5. memory overhead", "RSS, whole process (MiB; for reference)",
+                 c["rss_mib"], q["rss_mib"], "lower",
+                 f"guest RAM resident: crosvm {fmt_num(c['guest_rss_mib']['median'])}, "
+                 f"QEMU {fmt_num(q['guest_rss_mib']['median'])} MiB")
+        self.add("6. Linux boot", "process start → \"Run /init as init process\", wall (s)",
+                 c["init_s"], q["init_s"], "lower",
+                 "same vmlinux, initrd and command line; vCPU thread waited for a CPU "
+                 f"{fmt_num(c['vcpu_runqueue_wait_s']['median'])} / "
+                 f"{fmt_num(q['vcpu_runqueue_wait_s']['median'])} s (schedstat)")
+        self.add("6. Linux boot", "vCPU thread time on a CPU until \"Run /init\" (s)",
+                 c["vcpu_on_cpu_s"], q["vcpu_on_cpu_s"], "lower",
+                 "/proc/PID/task/TID/schedstat; the load-independent part of the wall time")
+
+    # ---- 7. binary size
+    def row_binary(self):
+        stripped = os.path.join(self.work, "crosvm.stripped")
+        sh(["strip", "-o", stripped, self.crosvm_bin])
+        qemu = shutil.which(QEMU_BIN)
+
+        def libs(path):
+            out = sh(["ldd", path], check=False)
+            names = []
+            for line in out.splitlines():
+                line = line.strip()
+                if not line or line.startswith("linux-vdso"):
+                    continue
+                names.append(line.split()[0])
+            sizes = 0
+            for line in out.splitlines():
+                m = re.search(r"=> (/\S+)", line) or re.match(r"\s*(/\S+)", line)
+                if m and os.path.exists(m.group(1)):
+                    sizes += os.path.getsize(os.path.realpath(m.group(1)))
+            return names, sizes
+
+        c_libs, c_lib_bytes = libs(self.crosvm_bin)
+        q_libs, q_lib_bytes = libs(qemu)
+        q_stripped = "stripped" in sh(["file", "-L", qemu])
+        res = {
+            "crosvm": {"path": self.crosvm_bin, "bytes_unstripped": os.path.getsize(self.crosvm_bin),
+                       "bytes_stripped": os.path.getsize(stripped), "libs": c_libs,
+                       "lib_bytes": c_lib_bytes},
+            "qemu": {"path": qemu, "bytes_stripped": os.path.getsize(qemu),
+                     "installed_stripped": q_stripped, "libs": q_libs, "lib_bytes": q_lib_bytes,
+                     "package": sh(["dpkg-query", "-W", "qemu-system-x86"], check=False).strip()},
+        }
+        self.rows["binary"] = res
+        mib = 1 << 20
+        self.add("7. binary", "stripped executable (MiB)",
+                 {"median": res["crosvm"]["bytes_stripped"] / mib},
+                 {"median": res["qemu"]["bytes_stripped"] / mib}, "lower",
+                 "QEMU as installed by Debian (stripped); crosvm: `strip` of build/crosvm")
+        self.add("7. binary", "shared libraries linked (ldd, without the vDSO)",
+                 {"median": len(c_libs)}, {"median": len(q_libs)}, "lower",
+                 f"their files: crosvm {c_lib_bytes / mib:.1f} MiB, QEMU {q_lib_bytes / mib:.1f} MiB",
+                 unit_digits=0)
+
+    # ---- micro-benchmarks
+    def micro(self):
+        tool = os.path.join(self.build, "bench", "crosvm_micro_bench")
+        reps = 3 if self.args.quick else 5
+        log(f"micro-benchmarks: {reps} repetitions each")
+        with tempfile.NamedTemporaryFile(suffix=".json") as out:
+            subprocess.run([tool, f"--benchmark_repetitions={reps}", "--benchmark_min_time=0.2",
+                            "--benchmark_display_aggregates_only=true",
+                            f"--benchmark_out={out.name}", "--benchmark_out_format=json"],
+                           check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            data = json.load(open(out.name))
+        results = {}
+        for b in data["benchmarks"]:
+            name = b["run_name"]
+            e = results.setdefault(name, {"cpu_ns": [], "real_ns": [], "unit": b["time_unit"]})
+            if b.get("run_type") == "iteration":
+                scale = {"ns": 1, "us": 1e3, "ms": 1e6, "s": 1e9}[b["time_unit"]]
+                e["cpu_ns"].append(b["cpu_time"] * scale)
+                e["real_ns"].append(b["real_time"] * scale)
+        for e in results.values():
+            e["cpu"] = summary(e["cpu_ns"])
+            e["real"] = summary(e["real_ns"])
+        self.rows["micro"] = {"context": data.get("context", {}), "benchmarks": results}
+
+    # ---- diagnostics: which system calls each VMM makes (strace -c -f), outside the timed runs
+    def strace_counts(self, argv_of):
+        """{vmm: {syscall: calls}} for one run of argv_of(vmm) under each VMM."""
+        return {v.name: self.strace_argv(argv_of(v)) for v in self.vmms}
+
+    def strace_argv(self, argv):
+        """{syscall: calls} of one run of argv under `strace -f -c` (all threads)."""
+        if not self.strace or self.args.quick:
+            return {"skipped": "strace is not installed (it is not in scripts/deps.sh)"
+                    if not self.strace else "--quick"}
+        with tempfile.NamedTemporaryFile(suffix=".strace") as tf:
+            run_process(["strace", "-f", "-c", "-o", tf.name] + argv, 300)
+            counts = {}
+            for line in open(tf.name):
+                parts = line.split()
+                # "% time  seconds  usecs/call  calls  [errors]  syscall"
+                if (len(parts) >= 5 and re.match(r"^[0-9.]+$", parts[0]) and
+                        parts[-1] != "total"):
+                    counts[parts[-1]] = int(parts[3])
+        return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
+
+    # ---- the whole run
+    def machine(self):
+        lscpu = sh(["lscpu"])
+        model = re.search(r"Model name:\s*(.+)", lscpu)
+        mem = read_kib_fields("/proc/meminfo").get("MemTotal", 0)
+        git = sh(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], check=False).strip()
+        dirty = sh(["git", "-C", ROOT, "status", "--porcelain"], check=False).strip()
+        return {
+            "cpu_model": model.group(1).strip() if model else "unknown",
+            "cpus": os.cpu_count(),
+            "memory_gib": round(mem / (1 << 20), 1),
+            "host_kernel": os.uname().release,
+            "kvm_kind": self.kind,
+            "qemu": sh([QEMU_BIN, "--version"]).splitlines()[0],
+            "crosvm_commit": git + (" + uncommitted changes" if dirty else ""),
+            "hostname": os.uname().nodename,
+        }
+
+    def run(self):
+        t_start = time.time()
+        self.kind = sh(["bash", os.path.join(ROOT, "guest", "host-kvm-kind.sh")]).strip()
+        self.guest = dict(line.split("=", 1) for line in
+                          sh(["bash", os.path.join(ROOT, "guest", "build-kernel.sh")]).splitlines()
+                          if "=" in line)
+        load_start = loadavg()
+        log(f"host KVM: {self.kind}; load average at start: {load_start}")
+        rows = self.args.rows
+        steps = [("startup", self.row_startup), ("exits", self.row_exits),
+                 ("disk", self.row_disk), ("net", self.row_net), ("linux", self.row_linux),
+                 ("binary", self.row_binary), ("micro", self.micro)]
+        load_per_row = {}
+        self.errors = {}
+        for name, fn in steps:
+            if rows and name not in rows:
+                continue
+            load_per_row[name] = loadavg()
+            try:
+                fn()
+            except (RuntimeError, OSError, subprocess.CalledProcessError, KeyError,
+                    ValueError) as e:
+                # One broken row (a VMM that no longer boots a guest, a tool that fails) must
+                # not lose the others: it is reported, and make bench fails at the end.
+                msg = f"{type(e).__name__}: {e}"
+                if isinstance(e, subprocess.CalledProcessError):
+                    msg += f" (stderr: {(e.stderr or '').strip()[-500:]})"
+                log(f"row '{name}' FAILED: {msg}")
+                self.errors[name] = msg
+                self.rows[name] = {"error": msg}
+        load_end = loadavg()
+        kernel = self.guest.get("KERNEL", "")
+        self.results = {
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "duration_s": round(time.time() - t_start, 1),
+            "machine": self.machine(),
+            "load_average": {"start": load_start, "end": load_end, "at_row_start": load_per_row,
+                             "note": "1, 5 and 15 minute load averages (os.getloadavg)"},
+            "kernel": {"vmlinux": kernel, "initrd": self.guest.get("INITRD"),
+                       "params": self.guest.get("PARAMS"),
+                       "vmlinux_bytes": os.path.getsize(kernel) if os.path.exists(kernel) else None,
+                       "cache_key": os.path.basename(os.path.dirname(kernel))},
+            "guest_mib": GUEST_MIB,
+            "qemu_command": Vmm._qemu(),
+            "crosvm_command": [self.crosvm_bin, "run", "--disable-sandbox", "-m", str(GUEST_MIB),
+                               "-c", "1"],
+            "table": self.table,
+            "rows": self.rows,
+            "errors": self.errors,
+        }
+        return self.results
+
+
+# ---------------------------------------------------------------------- reporting ----
+
+
+def table_markdown(table):
+    lines = ["| row | metric | crosvm | QEMU | crosvm/QEMU | better | note |",
+             "|---|---|---:|---:|---:|---|---|"]
+    for t in table:
+        ratio = f"{t['ratio']:.2f}" if t["ratio"] is not None else "–"
+        lines.append(f"| {t['row']} | {t['metric']} | {fmt_num(t['crosvm'], t['digits'])} | "
+                     f"{fmt_num(t['qemu'], t['digits'])} | {ratio} | {t['better']} is better | "
+                     f"{t['note']} |")
+    return "\n".join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--build", default=os.path.join(ROOT, "build"), help="the build directory")
+    ap.add_argument("--quick", action="store_true",
+                    help="fewer repetitions, no strace runs (for trying the harness; the results "
+                         "are not written to bench/ unless --out is given)")
+    ap.add_argument("--rows", nargs="*", help="only these: startup exits disk net linux binary "
+                                              "micro")
+    ap.add_argument("--out", default=None, help="directory for results.json and RESULTS.md "
+                                                "(default: bench/, or build/bench-work/ with "
+                                                "--quick or --rows)")
+    args = ap.parse_args()
+    out_dir = args.out or (os.path.join(args.build, "bench-work") if args.quick or args.rows
+                           else BENCH_DIR)
+
+    bench = Bench(args)
+    results = bench.run()
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "results.json"), "w") as f:
+        json.dump(results, f, indent=1)
+        f.write("\n")
+    import report  # bench/report.py: RESULTS.md
+    with open(os.path.join(out_dir, "RESULTS.md"), "w") as f:
+        f.write(report.render(results, table_markdown(results["table"])))
+    print(table_markdown(results["table"]))
+    print()
+    print(f"load average: start {results['load_average']['start']}, "
+          f"end {results['load_average']['end']}; took {results['duration_s']} s")
+    print(f"wrote {os.path.relpath(os.path.join(out_dir, 'results.json'), ROOT)} and "
+          f"{os.path.relpath(os.path.join(out_dir, 'RESULTS.md'), ROOT)}")
+    if results["errors"]:
+        for name, msg in results["errors"].items():
+            print(f"FAILED row {name}: {msg}")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    sys.dont_write_bytecode = True  # no __pycache__ in bench/
+    sys.path.insert(0, BENCH_DIR)
+    main()
