@@ -217,6 +217,8 @@ Status SetupCpuid(kvm::Vcpu& vcpu, std::vector<kvm_cpuid_entry2> supported, uint
 Status SetupMsrs(kvm::Vcpu& vcpu, const std::vector<uint32_t>& supported_msrs) {
   constexpr uint32_t kMsrIa32MiscEnable = 0x1a0;
   constexpr uint64_t kMiscEnableFastString = 1;
+  constexpr uint32_t kMsrAmdHwcr = 0xc0010015;
+  constexpr uint64_t kHwcrTscFreqSel = 1ull << 24;
   const std::pair<uint32_t, uint64_t> wanted[] = {
       {0x174, 0},       // IA32_SYSENTER_CS
       {0x175, 0},       // IA32_SYSENTER_ESP
@@ -227,6 +229,10 @@ Status SetupMsrs(kvm::Vcpu& vcpu, const std::vector<uint32_t>& supported_msrs) {
       {0xc0000084, 0},  // SYSCALL_MASK
       {0xc0000102, 0},  // KERNEL_GS_BASE
       {kMsrIa32MiscEnable, kMiscEnableFastString},
+      // AMD HWCR.TscFreqSel: the TSC counts at the P0 frequency, as firmware reports on every
+      // AMD CPU since family 10h (Linux warns "[Firmware Bug]: TSC doesn't count with P0
+      // frequency" otherwise). KVM lets userspace set this read-only bit.
+      {kMsrAmdHwcr, kHwcrTscFreqSel},
   };
   // IA32_TSC is deliberately left alone: KVM starts every vCPU's TSC in step, and writing it
   // per vCPU at different moments desynchronizes them (the guest then hangs bringing up APs).
