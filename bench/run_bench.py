@@ -7,8 +7,9 @@ crosvm, the test guests, the benchmark tools and the guest kernel. Python standa
 Rows (see RESULTS.md for what each one measures and how):
   1 start-up       the `hello` test guest: process start -> first guest console byte -> exit
   2 exits          port-I/O and MMIO exit round trips, from the pio_exits/mmio_exits guests
-  3 virtio-blk     not yet in crosvm; the host's own ceiling on the image, and the block layers
-                   of both VMMs without a guest (crosvm's DiskFile, `qemu-img bench`)
+  3 virtio-blk     the virtio_blk_bench test guest on a raw and a qcow2 image (QEMU on q35); the
+                   host's own ceiling on the image, and the block layers of both VMMs without a
+                   guest (crosvm's DiskFile, `qemu-img bench`)
   4 virtio-net     not yet
   5 memory         RSS/PSS minus resident guest RAM at "Run /init", 256 MiB guest
   6 linux boot     the project's guest kernel to "Run /init as init process"
@@ -579,14 +580,26 @@ class Bench:
         res["images"] = {"raw": raw, "qcow2": qcow, "size_mib": DISK_IMAGE_MIB}
         self.rows["disk"] = res
 
-        why = ("needs a virtio-blk throughput test guest" if virtio_blk_in_crosvm else
-               "crosvm has no virtio-blk yet (`--rwdisk`: not supported yet), and there is no "
-               "virtio-blk throughput test guest")
+        res["guest"] = self.disk_guest(raw, qcow) if virtio_blk_in_crosvm else {
+            "state": "crosvm has no virtio-blk yet"}
+        g = res["guest"]
         for key, label, *_, unit in tests:
             med = res["tests"][key]["median"]
-            self.add("3. virtio-blk (guest)", f"{label}, raw and qcow2", "not yet", "not yet",
-                     "higher", f"{why}; host ceiling on the raw file (pread/pwrite): "
-                     f"{fmt_num(med['host/raw']['median'])} {'MB/s' if unit == 'mb_per_s' else 'IOPS'}")
+            host = (f"host ceiling on the raw file (pread/pwrite): "
+                    f"{fmt_num(med['host/raw']['median'])} {'MB/s' if unit == 'mb_per_s' else 'IOPS'}")
+            if "summary" not in g:
+                self.add("3. virtio-blk (guest)", f"{label}, raw and qcow2", "not yet", "not yet",
+                         "higher", f"{g.get('state', 'no result')}; {host}")
+                continue
+            for fmt in ("raw", "qcow2"):
+                c, q = g["summary"][fmt]["crosvm"][key], g["summary"][fmt]["qemu"][key]
+                emu = ("dominated by instruction emulation (guest driver code and one exit "
+                       "per request)" if unit == "iops" else "partly instruction emulation "
+                       "(fixed guest code and exit per request)")
+                self.add("3. virtio-blk (guest)", f"{label}, {fmt}", c, q, "higher",
+                         f"`virtio_blk_bench` guest, RDTSC, median of {c['n']}; {emu}; "
+                         f"{host}")
+
         for fmt in ("raw", "qcow2"):
             for key, label, *_ in tests:
                 med = res["tests"][key]["median"]
@@ -595,6 +608,62 @@ class Bench:
                          "higher", "crosvm DiskFile vs `qemu-img bench`; QD32: 32 threads vs "
                          "QEMU's AIO thread pool" if key == "rand_read_qd32" else
                          "crosvm DiskFile vs `qemu-img bench`")
+
+    # Keys of the virtio_blk_bench guest's phases -> the keys of the `tests` above.
+    DISK_GUEST_PHASES = {"seq_read_1m": "seq_read", "seq_write_1m": "seq_write",
+                         "rand_read_4k_qd1": "rand_read_qd1", "rand_read_4k_qd32": "rand_read_qd32"}
+
+    def disk_guest_argv(self, vmm, elf, path, fmt):
+        """virtio_blk_bench under one VMM with `path` as its virtio-blk disk. QEMU runs it on q35
+        (microvm has no PCI bus here), with its defaults for the disk (cache=writeback,
+        aio=threads), modern-only virtio-pci like crosvm's."""
+        if vmm.name == "crosvm":
+            return [self.crosvm_bin, "run", "--disable-sandbox", "-m", str(GUEST_MIB), "-c", "1",
+                    "--rwdisk", path, elf]
+        return [QEMU_BIN, "-enable-kvm", "-M", "q35", "-cpu", QEMU_CPU, "-m", str(GUEST_MIB),
+                "-smp", "1", "-nodefaults", "-no-user-config", "-nographic", "-serial", "stdio",
+                "-no-reboot", "-drive", f"file={path},format={fmt},if=none,id=d0",
+                "-device", "virtio-blk-pci,drive=d0,disable-legacy=on", "-kernel", elf]
+
+    def disk_guest(self, raw, qcow):
+        """Row 3 through a guest: the virtio_blk_bench test guest, crosvm and QEMU alternating,
+        on the raw image and on its qcow2 copy (both in the page cache)."""
+        elf = os.path.join(self.guests, "virtio_blk_bench.elf")
+        if not os.path.exists(elf):
+            return {"state": "no virtio_blk_bench test guest built"}
+        n = self.reps(3)
+        pat = re.compile(r"TESTGUEST blk (\w+) mbps=(\d+)\.(\d) kiops=(\d+)\.(\d) reqs=(\d+) "
+                         r"bytes=(\d+) tsc=(\d+) tsc_per_req=(\d+) ns_per_req=(\d+) tsc_khz=(\d+)")
+        out = {"guest": elf, "runs": {}, "summary": {}, "qemu_machine": "q35"}
+        for fmt, path in (("raw", raw), ("qcow2", qcow)):
+            log(f"row 3: virtio_blk_bench guest on the {fmt} image, {n} runs per VMM")
+            runs = {v.name: [] for v in self.vmms}
+            for _, v in interleaved(n, self.vmms):
+                r = run_process(self.disk_guest_argv(v, elf, path, fmt), 180)
+                check_guest_exit(r, f"{v.name} virtio_blk_bench ({fmt})")
+                phases = {}
+                for m in pat.finditer(r["stdout"]):
+                    ticks, khz = int(m.group(8)), int(m.group(11))
+                    reqs, nbytes = int(m.group(6)), int(m.group(7))
+                    secs = ticks / (khz * 1e3) if khz else None
+                    phases[self.DISK_GUEST_PHASES.get(m.group(1), m.group(1))] = {
+                        "reqs": reqs, "bytes": nbytes, "tsc": ticks, "tsc_khz": khz,
+                        "seconds": secs,
+                        "mb_per_s": nbytes / secs / 1e6 if secs else None,
+                        "iops": reqs / secs if secs else None,
+                        "ns_per_req": int(m.group(10)),
+                    }
+                if len(phases) < len(self.DISK_GUEST_PHASES):
+                    raise RuntimeError(f"{v.name} virtio_blk_bench ({fmt}): missing result lines")
+                runs[v.name].append({"phases": phases, "wall_s": r["wall_s"],
+                                     "user_s": r["user_s"], "sys_s": r["sys_s"]})
+            out["runs"][fmt] = runs
+            out["summary"][fmt] = {
+                name: {key: summary([rr["phases"][key]["mb_per_s" if key.startswith("seq")
+                                                          else "iops"] for rr in rs])
+                       for key in self.DISK_GUEST_PHASES.values()}
+                for name, rs in runs.items()}
+        return out
 
     # ---- 4. virtio-net
     def row_net(self):
