@@ -20,9 +20,11 @@ void Put(std::array<uint8_t, 60>& config, size_t offset, T value) {
 
 }  // namespace
 
-BlockRequestHandler::BlockRequestHandler(disk::DiskFile* disk, std::string serial)
+BlockRequestHandler::BlockRequestHandler(disk::DiskFile* disk, std::string serial,
+                                         bool write_through)
     : disk_(disk),
       read_only_(disk->ReadOnly()),
+      write_through_(write_through && !disk->ReadOnly()),
       capacity_bytes_(disk->VirtualSize() / kSectorSize * kSectorSize) {
   std::memcpy(serial_.data(), serial.data(), std::min(serial.size(), serial_.size()));
 }
@@ -41,7 +43,7 @@ uint32_t BlockRequestHandler::Handle(const memory::GuestMemory& mem, const Descr
 
   ChainReader reader(mem, chain);
   ChainWriter writer(mem, chain, data_writable);
-  BlkRequestHeader hdr;
+  BlkRequestHeader hdr{};
   uint8_t status = kBlkSOk;
   if (!reader.ReadObj(&hdr)) {
     log_.Warn("virtio-blk: request shorter than its 16-byte header");
@@ -109,6 +111,15 @@ uint32_t BlockRequestHandler::Handle(const memory::GuestMemory& mem, const Descr
       default:
         status = kBlkSUnsupp;
         break;
+    }
+  }
+  const bool modifies =
+      hdr.type == kBlkTOut || hdr.type == kBlkTDiscard || hdr.type == kBlkTWriteZeroes;
+  if (status == kBlkSOk && write_through_ && modifies) {
+    auto r = disk_->Flush();
+    if (!r.ok()) {
+      log_.Warn("virtio-blk: write-through flush failed: " + r.error().ToString());
+      status = kBlkSIoErr;
     }
   }
   *status_ptr = status;
@@ -199,7 +210,12 @@ void BlockDevice::ReadConfig(uint64_t offset, std::span<uint8_t> data) const {
 
 base::Status BlockDevice::Activate(ActivateContext ctx) {
   Reset();
-  auto handler = std::make_shared<BlockRequestHandler>(disk_.get(), serial_);
+  // A driver that did not accept VIRTIO_BLK_F_FLUSH gets a write-through device.
+  const bool write_through = !(ctx.features & Bit(kBlkFFlush));
+  if (write_through && !disk_->ReadOnly()) {
+    CROSVM_LOG(INFO) << name_ << ": the driver did not negotiate FLUSH: writes are write-through";
+  }
+  auto handler = std::make_shared<BlockRequestHandler>(disk_.get(), serial_, write_through);
   CROSVM_ASSIGN_OR_RETURN(worker_, StartSingleQueueWorker(name_, std::move(ctx),
                                                           [handler](const memory::GuestMemory& mem,
                                                                     const DescriptorChain& chain) {

@@ -69,7 +69,9 @@ struct BlkLimits {
 class BlockRequestHandler {
  public:
   // `disk` must outlive the handler. `serial`: the GET_ID answer (at most 20 bytes used).
-  BlockRequestHandler(disk::DiskFile* disk, std::string serial);
+  // `write_through`: make every write durable before completing it, for a driver that did not
+  // negotiate VIRTIO_BLK_F_FLUSH and so cannot ask for durability itself (virtio 1.x 5.2.6).
+  BlockRequestHandler(disk::DiskFile* disk, std::string serial, bool write_through = false);
   // Returns the used length: bytes written into the chain (data and the status byte), or 0
   // when the chain has no room for a status byte.
   uint32_t Handle(const memory::GuestMemory& mem, const DescriptorChain& chain);
@@ -81,6 +83,7 @@ class BlockRequestHandler {
   disk::DiskFile* disk_;
   std::array<uint8_t, kBlkIdBytes> serial_{};
   bool read_only_;
+  bool write_through_;
   uint64_t capacity_bytes_;  // the disk size rounded down to whole sectors
   RateLimitedLog log_;
 };

@@ -200,6 +200,47 @@ TEST_P(BlockTest, Flush) {
   EXPECT_EQ(r.used_len, 1u);
 }
 
+// Forwards to a real disk and counts the flushes that reach it.
+class CountingDisk : public disk::DiskFile {
+ public:
+  explicit CountingDisk(disk::DiskFile* inner) : inner_(inner) {}
+  base::Result<size_t> ReadAt(uint64_t o, std::span<uint8_t> b) override {
+    return inner_->ReadAt(o, b);
+  }
+  base::Result<size_t> WriteAt(uint64_t o, std::span<const uint8_t> b) override {
+    return inner_->WriteAt(o, b);
+  }
+  base::Status Flush() override {
+    ++flushes;
+    return inner_->Flush();
+  }
+  base::Status Discard(uint64_t o, uint64_t l) override { return inner_->Discard(o, l); }
+  base::Status WriteZeroes(uint64_t o, uint64_t l) override { return inner_->WriteZeroes(o, l); }
+  base::Status Resize(uint64_t s) override { return inner_->Resize(s); }
+  uint64_t VirtualSize() const override { return inner_->VirtualSize(); }
+  bool ReadOnly() const override { return inner_->ReadOnly(); }
+  disk::ImageFormat Format() const override { return inner_->Format(); }
+  int flushes = 0;
+
+ private:
+  disk::DiskFile* inner_;
+};
+
+// Without VIRTIO_BLK_F_FLUSH the driver cannot ask for durability, so each completed write
+// must already be on stable storage; with it, only FLUSH requests sync.
+TEST_P(BlockTest, WritesAreWriteThroughUnlessTheDriverNegotiatedFlush) {
+  for (bool write_through : {false, true}) {
+    CountingDisk counting(disk_.get());
+    handler_ = std::make_unique<BlockRequestHandler>(&counting, "serial-1234", write_through);
+    EXPECT_EQ(Simple(kBlkTOut, 0, {{kData, 512, false}}).status, kBlkSOk);
+    EXPECT_EQ(Simple(kBlkTIn, 0, {{kData, 512, true}}).status, kBlkSOk);
+    EXPECT_EQ(counting.flushes, write_through ? 1 : 0) << "write_through=" << write_through;
+    EXPECT_EQ(Simple(kBlkTFlush, 0, {}).status, kBlkSOk);
+    EXPECT_EQ(counting.flushes, write_through ? 2 : 1);
+    handler_.reset();
+  }
+}
+
 TEST_P(BlockTest, GetId) {
   Reply r = Simple(kBlkTGetId, 0, {{kData, 20, true}});
   EXPECT_EQ(r.status, kBlkSOk);
