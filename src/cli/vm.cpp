@@ -14,7 +14,6 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <sstream>
 #include <thread>
 
 #include "arch/x86_64/boot.h"
@@ -24,6 +23,7 @@
 #include "base/event_loop.h"
 #include "base/eventfd.h"
 #include "base/logging.h"
+#include "base/strings.h"
 #include "base/terminal.h"
 #include "cli/args.h"
 #include "devices/bus.h"
@@ -51,11 +51,7 @@ using base::Ok;
 using base::Result;
 using base::Status;
 
-std::string Hex(uint64_t v) {
-  std::ostringstream s;
-  s << "0x" << std::hex << v;
-  return s.str();
-}
+using base::Hex;
 
 // The first reason the VM should end wins; later ones are ignored.
 class ExitRequest {

@@ -1,18 +1,14 @@
 #include "devices/bus.h"
 
 #include <cstring>
-#include <sstream>
 
 #include "base/logging.h"
+#include "base/strings.h"
 
 namespace crosvm::devices {
 namespace {
 
-std::string Hex(uint64_t v) {
-  std::ostringstream s;
-  s << "0x" << std::hex << v;
-  return s.str();
-}
+using base::Hex;
 
 }  // namespace
 

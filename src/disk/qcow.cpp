@@ -18,6 +18,7 @@
 #include <utility>
 
 #include "base/logging.h"
+#include "base/strings.h"
 #include "disk/raw_file.h"
 
 namespace crosvm::disk {
@@ -86,11 +87,7 @@ void StoreBe(uint8_t* p, uint64_t v, int bytes) {
   }
 }
 
-std::string Hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof(buf), "0x%" PRIx64, v);
-  return buf;
-}
+using base::Hex;
 
 uint64_t DivRoundUp(uint64_t a, uint64_t b) {
   return a / b + (a % b != 0);

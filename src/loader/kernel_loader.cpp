@@ -7,9 +7,9 @@
 
 #include <algorithm>
 #include <cstring>
-#include <sstream>
 
 #include "base/fd.h"
+#include "base/strings.h"
 
 namespace crosvm::loader {
 namespace {
@@ -17,11 +17,7 @@ namespace {
 using base::Error;
 using base::Result;
 
-std::string Hex(uint64_t v) {
-  std::ostringstream s;
-  s << "0x" << std::hex << v;
-  return s.str();
-}
+using base::Hex;
 
 constexpr uint64_t kPageSize = 4096;
 constexpr size_t kSetupHeaderOffset = 0x1f1;

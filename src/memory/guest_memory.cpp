@@ -4,18 +4,14 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include <sstream>
+#include "base/strings.h"
 
 namespace crosvm::memory {
 namespace {
 
 constexpr uint64_t kPageSize = 4096;
 
-std::string Hex(uint64_t v) {
-  std::ostringstream s;
-  s << "0x" << std::hex << v;
-  return s.str();
-}
+using base::Hex;
 
 }  // namespace
 

@@ -2,18 +2,14 @@
 
 #include <algorithm>
 #include <bit>
-#include <sstream>
 
 #include "arch/x86_64/layout.h"
+#include "base/strings.h"
 
 namespace crosvm::devices::pci {
 namespace {
 
-std::string Hex(uint64_t v) {
-  std::ostringstream s;
-  s << "0x" << std::hex << v;
-  return s.str();
-}
+using base::Hex;
 
 }  // namespace
 

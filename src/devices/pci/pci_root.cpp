@@ -2,18 +2,14 @@
 
 #include <atomic>
 #include <cstring>
-#include <sstream>
 
 #include "base/logging.h"
+#include "base/strings.h"
 
 namespace crosvm::devices::pci {
 namespace {
 
-std::string Hex(uint64_t v) {
-  std::ostringstream s;
-  s << "0x" << std::hex << v;
-  return s.str();
-}
+using base::Hex;
 
 // A BAR of a PCI device as seen on the MMIO or I/O bus.
 class BarDevice : public BusDevice {

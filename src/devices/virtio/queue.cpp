@@ -2,19 +2,15 @@
 
 #include <bit>
 #include <cstring>
-#include <sstream>
 
 #include "base/logging.h"
+#include "base/strings.h"
 #include "devices/virtio/virtio.h"
 
 namespace crosvm::devices::virtio {
 namespace {
 
-std::string Hex(uint64_t v) {
-  std::ostringstream s;
-  s << "0x" << std::hex << v;
-  return s.str();
-}
+using base::Hex;
 
 // Ring layouts (2.6.6, 2.6.8): flags, idx, ring[size], then used_event / avail_event.
 constexpr uint64_t kRingHeader = 4;

@@ -4,19 +4,15 @@
 
 #include <bit>
 #include <cstring>
-#include <sstream>
 
 #include "base/logging.h"
+#include "base/strings.h"
 #include "devices/virtio/virtio.h"
 
 namespace crosvm::devices::virtio {
 namespace {
 
-std::string Hex(uint64_t v) {
-  std::ostringstream s;
-  s << "0x" << std::hex << v;
-  return s.str();
-}
+using base::Hex;
 
 uint64_t LoadLe(std::span<const uint8_t> data) {
   uint64_t v = 0;
