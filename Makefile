@@ -29,7 +29,7 @@ bench: crosvm
 	@bash scripts/bench.sh
 
 format:
-	@git ls-files '*.cpp' '*.h' '*.c' | grep -v '^guest/testguests/' | xargs clang-format -i
+	@git ls-files '*.cpp' '*.h' '*.c' | xargs clang-format -i
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -40,12 +40,12 @@ int pci_mech1_present(void);
 
 /* Calls fn for every function found on bus 0 and on the buses behind PCI-PCI
  * bridges (secondary bus numbers as programmed). Returns the number found. */
-typedef void (*pci_visit_fn)(struct pci_addr a, void *ctx);
-int pci_enumerate(pci_visit_fn fn, void *ctx);
+typedef void (*pci_visit_fn)(struct pci_addr a, void* ctx);
+int pci_enumerate(pci_visit_fn fn, void* ctx);
 
 /* Finds the first function with this vendor and one of the device ids
  * (list ends at 0). Returns 1 if found. */
-int pci_find(uint16_t vendor, const uint16_t *devices, struct pci_addr *out);
+int pci_find(uint16_t vendor, const uint16_t* devices, struct pci_addr* out);
 
 struct pci_bar {
   uint64_t addr; /* as programmed (memory: low 4 bits cleared; I/O: low 2 bits cleared) */
@@ -54,14 +54,14 @@ struct pci_bar {
 };
 /* Reads and sizes BAR `index` (writes all-ones with decoding disabled, then
  * restores). Returns the number of BAR slots it uses (2 for a 64-bit BAR). */
-int pci_bar_probe(struct pci_addr a, int index, struct pci_bar *bar);
+int pci_bar_probe(struct pci_addr a, int index, struct pci_bar* bar);
 /* Programs a memory BAR's address (both halves for a 64-bit BAR). */
-void pci_bar_set(struct pci_addr a, int index, const struct pci_bar *bar, uint64_t addr);
+void pci_bar_set(struct pci_addr a, int index, const struct pci_bar* bar, uint64_t addr);
 
 /* Offset of the first capability with this id after `start` (0 = from the
  * list head); 0 if none. */
 uint8_t pci_find_cap(struct pci_addr a, uint8_t id, uint8_t start);
 
-const char *pci_class_name(uint8_t base_class);
+const char* pci_class_name(uint8_t base_class);
 
 #endif /* TESTGUEST_PCI_H */

@@ -27,7 +27,7 @@ enum boot_path {
   BOOT_PATH_ELF64 = 2, /* 64-bit ELF e_entry, RSI = Linux zero page (boot_params) */
 };
 enum boot_path boot_path(void);
-const char *boot_path_name(void); /* "pvh" or "elf64" */
+const char* boot_path_name(void); /* "pvh" or "elf64" */
 uint64_t boot_info_addr(void);    /* hvm_start_info (pvh) or boot_params (elf64) */
 /* Prints what the loader handed over (start_info / zero page, memory map, command line). */
 void boot_info_print(void);
@@ -43,24 +43,30 @@ __attribute__((noreturn)) void guest_exit(int code);
 void serial_init(void);
 void serial_putc(char c);
 void serial_flush(void); /* waits (bounded) until the transmitter is empty */
-void puts_nonl(const char *s);
-int printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-int vprintf(const char *fmt, va_list ap);
-int snprintf(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-int vsnprintf(char *buf, size_t size, const char *fmt, va_list ap);
-void hexdump(const void *data, size_t len);
+void puts_nonl(const char* s);
+int printf(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+int vprintf(const char* fmt, va_list ap);
+int snprintf(char* buf, size_t size, const char* fmt, ...) __attribute__((format(printf, 3, 4)));
+int vsnprintf(char* buf, size_t size, const char* fmt, va_list ap);
+void hexdump(const void* data, size_t len);
 
 /* ---- string (the compiler may also emit calls to these) ---------------- */
-void *memset(void *dst, int c, size_t n);
-void *memcpy(void *dst, const void *src, size_t n);
-void *memmove(void *dst, const void *src, size_t n);
-int memcmp(const void *a, const void *b, size_t n);
-size_t strlen(const char *s);
+void* memset(void* dst, int c, size_t n);
+void* memcpy(void* dst, const void* src, size_t n);
+void* memmove(void* dst, const void* src, size_t n);
+int memcmp(const void* a, const void* b, size_t n);
+size_t strlen(const char* s);
 
 /* ---- port I/O ---------------------------------------------------------- */
-static inline void outb(uint16_t port, uint8_t v) { __asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port)); }
-static inline void outw(uint16_t port, uint16_t v) { __asm__ volatile("outw %0, %1" : : "a"(v), "Nd"(port)); }
-static inline void outl(uint16_t port, uint32_t v) { __asm__ volatile("outl %0, %1" : : "a"(v), "Nd"(port)); }
+static inline void outb(uint16_t port, uint8_t v) {
+  __asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port));
+}
+static inline void outw(uint16_t port, uint16_t v) {
+  __asm__ volatile("outw %0, %1" : : "a"(v), "Nd"(port));
+}
+static inline void outl(uint16_t port, uint32_t v) {
+  __asm__ volatile("outl %0, %1" : : "a"(v), "Nd"(port));
+}
 static inline uint8_t inb(uint16_t port) {
   uint8_t v;
   __asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
@@ -78,14 +84,30 @@ static inline uint32_t inl(uint16_t port) {
 }
 
 /* ---- MMIO (identity mapped below 4 GiB; 3-4 GiB is mapped uncached) ---- */
-static inline void mmio_write8(uint64_t a, uint8_t v) { *(volatile uint8_t *)a = v; }
-static inline void mmio_write16(uint64_t a, uint16_t v) { *(volatile uint16_t *)a = v; }
-static inline void mmio_write32(uint64_t a, uint32_t v) { *(volatile uint32_t *)a = v; }
-static inline void mmio_write64(uint64_t a, uint64_t v) { *(volatile uint64_t *)a = v; }
-static inline uint8_t mmio_read8(uint64_t a) { return *(volatile uint8_t *)a; }
-static inline uint16_t mmio_read16(uint64_t a) { return *(volatile uint16_t *)a; }
-static inline uint32_t mmio_read32(uint64_t a) { return *(volatile uint32_t *)a; }
-static inline uint64_t mmio_read64(uint64_t a) { return *(volatile uint64_t *)a; }
+static inline void mmio_write8(uint64_t a, uint8_t v) {
+  *(volatile uint8_t*)a = v;
+}
+static inline void mmio_write16(uint64_t a, uint16_t v) {
+  *(volatile uint16_t*)a = v;
+}
+static inline void mmio_write32(uint64_t a, uint32_t v) {
+  *(volatile uint32_t*)a = v;
+}
+static inline void mmio_write64(uint64_t a, uint64_t v) {
+  *(volatile uint64_t*)a = v;
+}
+static inline uint8_t mmio_read8(uint64_t a) {
+  return *(volatile uint8_t*)a;
+}
+static inline uint16_t mmio_read16(uint64_t a) {
+  return *(volatile uint16_t*)a;
+}
+static inline uint32_t mmio_read32(uint64_t a) {
+  return *(volatile uint32_t*)a;
+}
+static inline uint64_t mmio_read64(uint64_t a) {
+  return *(volatile uint64_t*)a;
+}
 
 /* ---- CPU --------------------------------------------------------------- */
 /* Compiler-only barrier: x86 is TSO, and nothing here needs LFENCE/MFENCE
@@ -97,7 +119,8 @@ static inline uint64_t rdtsc(void) {
   __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi) : : "memory");
   return ((uint64_t)hi << 32) | lo;
 }
-static inline void cpuid(uint32_t leaf, uint32_t sub, uint32_t *a, uint32_t *b, uint32_t *c, uint32_t *d) {
+static inline void cpuid(uint32_t leaf, uint32_t sub, uint32_t* a, uint32_t* b, uint32_t* c,
+                         uint32_t* d) {
   __asm__ volatile("cpuid" : "=a"(*a), "=b"(*b), "=c"(*c), "=d"(*d) : "a"(leaf), "c"(sub));
 }
 static inline uint64_t read_cr2(void) {

@@ -60,7 +60,7 @@ struct virtq_mem {
 } __attribute__((aligned(4096)));
 
 struct virtq {
-  struct virtq_mem *mem;
+  struct virtq_mem* mem;
   uint16_t index;
   uint16_t size;
   uint16_t next_avail;  /* our copy of avail.idx */
@@ -71,11 +71,11 @@ struct virtq {
 struct virtio_dev {
   struct pci_addr pci;
   uint16_t device_id;
-  uint64_t common;       /* struct virtio_pci_common_cfg */
-  uint64_t notify;       /* notification area base */
-  uint32_t notify_mult;  /* notify_off_multiplier */
+  uint64_t common;      /* struct virtio_pci_common_cfg */
+  uint64_t notify;      /* notification area base */
+  uint32_t notify_mult; /* notify_off_multiplier */
   uint64_t isr;
-  uint64_t device_cfg;   /* device-specific configuration (0 if none) */
+  uint64_t device_cfg; /* device-specific configuration (0 if none) */
 };
 
 /* Finds the first virtio-pci device of this virtio device type (modern id
@@ -83,34 +83,34 @@ struct virtio_dev {
  * makes its BARs usable (assigning an address below 4 GiB where the firmware
  * left one unassigned or above 4 GiB) and enables memory decoding and bus
  * mastering. Prints what it found. Returns 0 on success. */
-int virtio_pci_find(uint16_t virtio_type, struct virtio_dev *dev);
+int virtio_pci_find(uint16_t virtio_type, struct virtio_dev* dev);
 
 /* Reset, ACKNOWLEDGE|DRIVER, feature negotiation (VIRTIO_F_VERSION_1 plus
  * `features` & offered), FEATURES_OK. Returns 0 on success. */
-int virtio_init(struct virtio_dev *dev, uint64_t features);
+int virtio_init(struct virtio_dev* dev, uint64_t features);
 
 /* Sets up queue `index` with min(device max, VIRTQ_MAX_SIZE) entries. */
-int virtq_setup(struct virtio_dev *dev, struct virtq *vq, uint16_t index, struct virtq_mem *mem);
+int virtq_setup(struct virtio_dev* dev, struct virtq* vq, uint16_t index, struct virtq_mem* mem);
 
 /* Sets DRIVER_OK. */
-void virtio_driver_ok(struct virtio_dev *dev);
+void virtio_driver_ok(struct virtio_dev* dev);
 
 /* Resets the device (status 0). */
-void virtio_reset(struct virtio_dev *dev);
+void virtio_reset(struct virtio_dev* dev);
 
 /* One buffer of a descriptor chain. */
 struct virtq_buf {
-  void *addr;
+  void* addr;
   uint32_t len;
   int device_writes; /* 1: device-writable (VIRTQ_DESC_F_WRITE) */
 };
 
 /* Places a chain made of `n` buffers (descriptors 0..n-1; one request at a
  * time), publishes it in the available ring and notifies the device. */
-int virtq_submit(struct virtq *vq, const struct virtq_buf *bufs, int n);
+int virtq_submit(struct virtq* vq, const struct virtq_buf* bufs, int n);
 
 /* Polls the used ring up to `max_polls` times; returns 0 and the length the
  * device wrote when an element arrived, -1 on time-out. */
-int virtq_poll(struct virtq *vq, uint32_t *len, uint64_t max_polls);
+int virtq_poll(struct virtq* vq, uint32_t* len, uint64_t max_polls);
 
 #endif /* TESTGUEST_VIRTIO_H */
