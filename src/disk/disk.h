@@ -13,6 +13,7 @@
 #include <string>
 
 #include "base/error.h"
+#include "base/range.h"
 
 namespace crosvm::disk {
 
@@ -53,10 +54,7 @@ class DiskFile {
   virtual ImageFormat Format() const = 0;
 };
 
-// Checks that [offset, offset+length) lies inside [0, size) without overflowing.
-inline bool RangeFits(uint64_t offset, uint64_t length, uint64_t size) {
-  return length <= size && offset <= size - length;
-}
+using base::RangeFits;
 
 // Detects the format of the open file `fd` from its header magic. Files that do not start with the
 // qcow magic are raw. Reads with pread; the file offset is not moved.

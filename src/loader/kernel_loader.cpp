@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "base/fd.h"
+#include "base/range.h"
 #include "base/strings.h"
 
 namespace crosvm::loader {
@@ -23,11 +24,6 @@ constexpr uint64_t kPageSize = 4096;
 constexpr size_t kSetupHeaderOffset = 0x1f1;
 constexpr uint16_t kMinBootProtocol = 0x020c;  // 2.12: xloadflags says whether 64-bit entry exists
 constexpr uint64_t kDefaultInitrdMax = 0x37ffffff;
-
-// a + b <= limit, without overflow.
-bool FitsIn(uint64_t a, uint64_t b, uint64_t limit) {
-  return a <= limit && b <= limit - a;
-}
 
 }  // namespace
 
@@ -80,7 +76,7 @@ Result<LoadedKernel> LoadElf(memory::GuestMemory& mem, std::span<const uint8_t> 
                  std::to_string(sizeof(Elf64_Phdr)));
   }
   if (eh.e_phnum == 0 ||
-      !FitsIn(eh.e_phoff, uint64_t{eh.e_phnum} * sizeof(Elf64_Phdr), image.size())) {
+      !base::RangeFits(eh.e_phoff, uint64_t{eh.e_phnum} * sizeof(Elf64_Phdr), image.size())) {
     return Error("ELF program headers (" + std::to_string(eh.e_phnum) + " at offset " +
                  Hex(eh.e_phoff) + ") lie outside the " + std::to_string(image.size()) +
                  "-byte file: truncated or corrupt");
@@ -93,7 +89,7 @@ Result<LoadedKernel> LoadElf(memory::GuestMemory& mem, std::span<const uint8_t> 
     if (ph.p_type != PT_LOAD || ph.p_memsz == 0) continue;
     std::string seg =
         "ELF segment " + std::to_string(i) + " (" + Hex(ph.p_paddr) + "+" + Hex(ph.p_memsz) + ")";
-    if (!FitsIn(ph.p_offset, ph.p_filesz, image.size())) {
+    if (!base::RangeFits(ph.p_offset, ph.p_filesz, image.size())) {
       return Error(seg + ": file data at offset " + Hex(ph.p_offset) + "+" + Hex(ph.p_filesz) +
                    " is past the end of the file: truncated image");
     }
