@@ -2,6 +2,8 @@
 
 #include "kvm/ioctls.h"
 
+#include "base/strings.h"
+
 #include <fcntl.h>
 #include <sys/ioctl.h>
 
@@ -237,16 +239,19 @@ Status Vcpu::SetFpu(const kvm_fpu& fpu) {
   return Ioctl(fd_.get(), KVM_SET_FPU, &fpu, "KVM_SET_FPU");
 }
 
-Status Vcpu::SetMsrs(const std::vector<kvm_msr_entry>& msrs) {
+Result<size_t> Vcpu::SetMsrsPrefix(std::span<const kvm_msr_entry> msrs) {
   FlexBuffer<kvm_msr_entry> buf(crosvm_kvm_msrs_entries_offset, msrs.size());
   buf.set_count(msrs.size());
-  std::memcpy(buf.entries(), msrs.data(), msrs.size() * sizeof(msrs[0]));
+  if (!msrs.empty()) std::memcpy(buf.entries(), msrs.data(), msrs.size() * sizeof(msrs[0]));
   int n = ioctl(fd_.get(), crosvm_kvm_set_msrs, buf.arg());
   if (n < 0) return Error::FromErrno("KVM_SET_MSRS");
-  if (static_cast<size_t>(n) != msrs.size()) {
-    char hex[16];
-    snprintf(hex, sizeof(hex), "%#x", msrs[n].index);
-    return Error(std::string("KVM_SET_MSRS: MSR ") + hex + " was refused");
+  return static_cast<size_t>(n);
+}
+
+Status Vcpu::SetMsrs(const std::vector<kvm_msr_entry>& msrs) {
+  CROSVM_ASSIGN_OR_RETURN(size_t n, SetMsrsPrefix(msrs));
+  if (n != msrs.size()) {
+    return Error("KVM_SET_MSRS: MSR " + base::Hex(msrs[n].index) + " was refused");
   }
   return Ok();
 }

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <vector>
 
 #include "base/error.h"
@@ -85,6 +86,9 @@ class Vcpu {
   base::Status SetSregs(const kvm_sregs& sregs);
   base::Status SetFpu(const kvm_fpu& fpu);
   base::Status SetMsrs(const std::vector<kvm_msr_entry>& msrs);
+  // KVM_SET_MSRS as KVM does it: sets entries in order and stops at the first one it refuses;
+  // returns how many were set.
+  base::Result<size_t> SetMsrsPrefix(std::span<const kvm_msr_entry> msrs);
   base::Result<std::vector<kvm_msr_entry>> GetMsrs(const std::vector<uint32_t>& indices) const;
   base::Status SetCpuid(const std::vector<kvm_cpuid_entry2>& entries);
   base::Result<kvm_lapic_state> GetLapic() const;

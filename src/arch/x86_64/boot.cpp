@@ -4,6 +4,8 @@
 #include <cstring>
 
 #include "arch/x86_64/layout.h"
+#include "base/logging.h"
+#include "base/strings.h"
 
 namespace crosvm::arch {
 namespace {
@@ -247,7 +249,31 @@ Status SetupMsrs(kvm::Vcpu& vcpu, const std::vector<uint32_t>& supported_msrs) {
     e.data = value;
     msrs.push_back(e);
   }
-  return vcpu.SetMsrs(msrs);
+  // Every value here is a firmware nicety on top of KVM's reset state, so a value this KVM
+  // refuses is skipped, not fatal: kvm_amd in Linux 6.1 refuses HWCR.TscFreqSel, for one.
+  CROSVM_ASSIGN_OR_RETURN(auto skipped,
+                          SetMsrsSkippingRefused(msrs, [&](std::span<const kvm_msr_entry> part) {
+                            return vcpu.SetMsrsPrefix(part);
+                          }));
+  for (const auto& e : skipped) {
+    CROSVM_LOG(DEBUG) << "vcpu " << vcpu.id() << ": this KVM refused MSR " << base::Hex(e.index)
+                      << " = " << base::Hex(e.data) << "; left at KVM's reset value";
+  }
+  return Ok();
+}
+
+base::Result<std::vector<kvm_msr_entry>> SetMsrsSkippingRefused(
+    std::span<const kvm_msr_entry> msrs,
+    const std::function<base::Result<size_t>(std::span<const kvm_msr_entry>)>& set_prefix) {
+  std::vector<kvm_msr_entry> skipped;
+  size_t done = 0;
+  while (done < msrs.size()) {
+    CROSVM_ASSIGN_OR_RETURN(size_t n, set_prefix(msrs.subspan(done)));
+    if (n > msrs.size() - done) return Error("KVM_SET_MSRS reported more MSRs than it was given");
+    done += n;
+    if (done < msrs.size()) skipped.push_back(msrs[done++]);  // the one KVM stopped at
+  }
+  return skipped;
 }
 
 Status SetupFpu(kvm::Vcpu& vcpu) {

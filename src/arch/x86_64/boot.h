@@ -7,7 +7,9 @@
 #include <linux/kvm.h>
 
 #include <cstdint>
+#include <functional>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -58,7 +60,14 @@ base::Status SetupCpuid(kvm::Vcpu& vcpu, std::vector<kvm_cpuid_entry2> supported
                         uint32_t cpu_count, CpuidQuirks quirks = {});
 std::vector<kvm_cpuid_entry2> AdjustCpuid(std::vector<kvm_cpuid_entry2> entries, uint32_t apic_id,
                                           uint32_t cpu_count, CpuidQuirks quirks = {});
+// Sets the boot MSR values this KVM supports; a value KVM refuses is skipped (debug log).
 base::Status SetupMsrs(kvm::Vcpu& vcpu, const std::vector<uint32_t>& supported_msrs);
+// Sets `msrs` through `set_prefix` (KVM_SET_MSRS semantics: sets in order, stops at the first
+// refused entry, returns how many it set), skipping each refused entry and going on with the
+// rest. Returns the skipped entries.
+base::Result<std::vector<kvm_msr_entry>> SetMsrsSkippingRefused(
+    std::span<const kvm_msr_entry> msrs,
+    const std::function<base::Result<size_t>(std::span<const kvm_msr_entry>)>& set_prefix);
 base::Status SetupFpu(kvm::Vcpu& vcpu);
 // LINT0 as ExtINT (the PIC), LINT1 as NMI, as a BIOS would leave them.
 base::Status SetupLapic(kvm::Vcpu& vcpu);
