@@ -145,12 +145,14 @@ Queue::PopResult Queue::Walk(uint16_t head, DescriptorChain* chain, std::string*
     if (!in_indirect && ++direct_seen > size) {
       return bad("longer than the queue size " + std::to_string(size) + " (a loop?)");
     }
-    if (++total_seen > total_limit) {
-      return bad("more than " + std::to_string(total_limit) + " descriptors (a loop?)");
-    }
     auto desc_or = mem_->ReadObj<VirtqDesc>(table + uint64_t{16} * index);
     if (!desc_or.ok()) return bad("descriptor table outside guest RAM");
     VirtqDesc d = *desc_or;
+    // The descriptor that points to an indirect table is not a buffer of the chain: a request
+    // with a full table of `size` buffers is valid (Linux's virtio-blk sends seg_max + 2).
+    if (!(d.flags & kDescFIndirect) && ++total_seen > total_limit) {
+      return bad("more than " + std::to_string(total_limit) + " descriptors (a loop?)");
+    }
 
     if (d.flags & kDescFIndirect) {
       if (!indirect_) return bad("indirect descriptor without VIRTIO_F_INDIRECT_DESC");

@@ -317,6 +317,21 @@ TEST_F(QueueTest, IndirectLoopAndBadNextAreRefused) {
   EXPECT_EQ(Pop(q), PR::kBadChain);
 }
 
+TEST_F(QueueTest, FullIndirectTableOfQueueSizeIsAccepted) {
+  // A 16-entry queue: one indirect descriptor pointing at a table of 16 buffers is a chain of
+  // 16 buffers, the most the spec allows. (Linux's virtio-blk sends seg_max + 2 = queue size
+  // this way; counting the indirect descriptor too refused it and lost the guest's write.)
+  Queue q = tq_.MakeDeviceQueue(kAllRing);
+  std::vector<Buf> table;
+  table.push_back({kData, 16, false});
+  for (int i = 0; i < 14; ++i) table.push_back({kData + 0x1000 * (i + 1), 4096, false});
+  table.push_back({kData + 0x20000, 1, true});
+  tq_.WriteIndirect(0, kData + 0x40000, table);
+  tq_.Publish(0);
+  ASSERT_EQ(Pop(q), PR::kChain) << error_;
+  EXPECT_EQ(chain_.descriptors.size(), 16u);
+}
+
 TEST_F(QueueTest, HugeIndirectTableIsBoundedByMaxChainLength) {
   Queue q = tq_.MakeDeviceQueue(kAllRing);
   // 64 entries chained in a 16-entry queue: more than the maximum chain length.
