@@ -111,26 +111,6 @@ TEST(LinuxBoot, BzImage) {
 }
 
 // Needs guest user space, which only hardware KVM can run.
-TEST(LinuxBoot, BusyboxUserSpaceOnHardwareKvm) {
-  std::string kind = HostKvmKind();
-  if (kind != "hardware") {
-    GTEST_SKIP() << "host KVM is '" << kind
-                 << "': it emulates every guest instruction and guest user space cannot run "
-                    "(see shared/HOST-KVM.md); this test needs hardware KVM (VT-x/AMD-V)";
-  }
-  auto g = LoadGuest();
-  ASSERT_TRUE(g);
-  auto busybox = GuestVar("CROSVM_GUEST_BUSYBOX_INITRD");
-  ASSERT_TRUE(busybox) << "CROSVM_GUEST_BUSYBOX_INITRD is not set (make test sets it)";
-  // Without ACPI the guest cannot power off; its init reboots instead, which ends crosvm.
-  RunResult r = RunCrosvm({"run", "-m", "128", "-c", "2", "-i", *busybox, "-p", g->params, "-p",
-                           "crosvm_init=reboot", g->kernel},
-                          120);
-  ExpectBootedAndReset(r);
-  EXPECT_NE(r.output.find("crosvm-busybox-init: hello"), std::string::npos) << Tail(r.output);
-  EXPECT_NE(r.output.find("crosvm-busybox-init: nproc: 2"), std::string::npos) << Tail(r.output);
-}
-
 TEST(BadKernel, MissingFileIsAClearError) {
   RunResult r = RunCrosvm({"run", "/nonexistent/vmlinux"}, 30);
   EXPECT_EQ(r.exit_code, 1) << r.output;

@@ -16,6 +16,12 @@ extern char** environ;
 namespace crosvm::e2e {
 
 RunResult RunProcess(const std::vector<std::string>& argv, int timeout_s) {
+  return RunInteractive(argv, timeout_s, {});
+}
+
+RunResult RunInteractive(const std::vector<std::string>& argv, int timeout_s,
+                         const std::vector<Interaction>& script) {
+  signal(SIGPIPE, SIG_IGN);  // a child that exits early must not kill the test with SIGPIPE
   RunResult result;
   char path[] = "/tmp/crosvm-e2e-XXXXXX";
   int out = mkstemp(path);
@@ -24,7 +30,16 @@ RunResult RunProcess(const std::vector<std::string>& argv, int timeout_s) {
 
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  int in_pipe[2] = {-1, -1};
+  if (script.empty()) {
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  } else {
+    if (pipe2(in_pipe, O_CLOEXEC) != 0) {
+      close(out);
+      return result;
+    }
+    posix_spawn_file_actions_adddup2(&actions, in_pipe[0], 0);
+  }
   posix_spawn_file_actions_adddup2(&actions, out, 1);
   posix_spawn_file_actions_adddup2(&actions, out, 2);
   std::vector<char*> args;
@@ -34,15 +49,36 @@ RunResult RunProcess(const std::vector<std::string>& argv, int timeout_s) {
   pid_t pid;
   int err = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
+  if (in_pipe[0] >= 0) close(in_pipe[0]);
   if (err != 0) {
+    if (in_pipe[1] >= 0) close(in_pipe[1]);
     close(out);
     result.output = "cannot start " + argv[0];
     return result;
   }
   int status = 0;
+  size_t next = 0;  // the next interaction of `script`
+  std::string seen;
   for (;;) {
     pid_t r = waitpid(pid, &status, WNOHANG);
     if (r == pid) break;
+    if (next < script.size()) {
+      char buf[65536];
+      ssize_t n;
+      while ((n = pread(out, buf, sizeof(buf), static_cast<off_t>(seen.size()))) > 0) {
+        seen.append(buf, static_cast<size_t>(n));
+      }
+      while (next < script.size() && seen.find(script[next].when) != std::string::npos) {
+        const std::string& send = script[next++].send;
+        if (write(in_pipe[1], send.data(), send.size()) != static_cast<ssize_t>(send.size())) {
+          break;
+        }
+      }
+      if (next == script.size()) {
+        close(in_pipe[1]);  // end of input
+        in_pipe[1] = -1;
+      }
+    }
     if (std::chrono::steady_clock::now() - start > std::chrono::seconds(timeout_s)) {
       kill(pid, SIGKILL);
       waitpid(pid, &status, 0);
@@ -51,6 +87,7 @@ RunResult RunProcess(const std::vector<std::string>& argv, int timeout_s) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
+  if (in_pipe[1] >= 0) close(in_pipe[1]);
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (!result.timed_out && WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
   lseek(out, 0, SEEK_SET);

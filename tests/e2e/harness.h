@@ -17,6 +17,14 @@ struct RunResult {
 
 // Runs argv[0] with stdin from /dev/null; kills it after `timeout_s`.
 RunResult RunProcess(const std::vector<std::string>& argv, int timeout_s);
+// Runs argv[0] with stdin from a pipe: whenever the output first contains `when`, `send` is
+// written to its stdin, in order; stdin is closed after the last one.
+struct Interaction {
+  std::string when;
+  std::string send;
+};
+RunResult RunInteractive(const std::vector<std::string>& argv, int timeout_s,
+                         const std::vector<Interaction>& script);
 // Runs build/crosvm with these arguments.
 RunResult RunCrosvm(const std::vector<std::string>& args, int timeout_s);
 
