@@ -48,11 +48,34 @@ ctest --test-dir build -L e2e -j2 --output-on-failure --output-junit "$results/e
 grep -E '^\[ boot' "$results/e2e.log" || true
 tail -n 3 "$results/e2e.log"
 
+# Tier 4: guest user space. On a host whose KVM emulates every instruction (kvm_pvm), it runs
+# inside the nested hardware-KVM host L1 (QEMU's TCG emulating AMD SVM); on a hardware-KVM host
+# it runs here directly.
+kind=$(bash guest/host-kvm-kind.sh)
+nested=(ctest --test-dir build -L nested -j1 --output-on-failure --output-junit "$results/nested.xml")
+if [ "$kind" = hardware ]; then
+  say "nested tier (guest user space) directly on this host's hardware KVM"
+  "${nested[@]}" >"$results/nested.log" 2>&1 || status=1
+else
+  say "nested tier (guest user space) inside L1: tests/nested/run-in-l1 (host KVM here: $kind)"
+  bash guest/build-l1.sh || die "building the nested test host L1"
+  tests/nested/run-in-l1 --share "$results" --timeout 1800 -- "${nested[@]}" \
+    >"$results/nested.log" 2>&1
+  rc=$?
+  if [ $rc -ne 0 ]; then
+    status=1
+    [ $rc -ge 124 ] && grep '^run-in-l1:' "$results/nested.log" | tail -n 5
+  fi
+fi
+grep -E '^\[ userspace' "$results/nested.log" || true
+tail -n 3 "$results/nested.log"
+
 if [ $status -ne 0 ]; then
   say "failure output:"
   grep -h -B2 -A40 -E 'Failure|FAILED|ERROR: AddressSanitizer|runtime error' \
     "$results"/*.log | head -n 300
 fi
-python3 scripts/test_summary.py "$results/unit.xml" "$results/unit-asan.xml" "$results/e2e.xml" ||
+python3 scripts/test_summary.py "$results/unit.xml" "$results/unit-asan.xml" "$results/e2e.xml" \
+  "$results/nested.xml" ||
   status=1
 exit $status
