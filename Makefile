@@ -18,6 +18,7 @@ crosvm: deps $(BUILD)/build.ninja
 
 guest: deps
 	@bash guest/build-kernel.sh
+	@bash guest/build-l1.sh
 
 demo: crosvm
 	@bash scripts/demo.sh
