@@ -100,25 +100,19 @@ class ProbedRawGuardFile : public DiskFile {
     }
     const size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), sector_bytes - offset));
     std::copy_n(buf.begin(), n, sector.begin() + static_cast<ptrdiff_t>(offset));
-    if (const char* format = ProbedImageFormat(sector)) {
-      if (log_.Allow()) {
-        CROSVM_LOG(WARNING) << name_ << ": refused a guest write to sector 0 that would make the "
-                            << "image look like " << format
-                            << " (it was probed as raw; pass format=raw to allow such writes)";
-      }
-      return Error(name_ +
-                       ": write to sector 0 refused: the image was probed as raw and the data "
-                       "would make it look like " +
-                       format + " (pass format=raw to allow it)",
-                   EPERM);
-    }
+    CROSVM_RETURN_IF_ERROR(CheckSector0(sector));
     return inner_->WriteAt(offset, buf);
   }
   Status Flush() override { return inner_->Flush(); }
+  // Zeroing part of sector 0 could complete a header too (a magic that ends in a zero byte).
   Status Discard(uint64_t offset, uint64_t length) override {
+    std::unique_lock<std::mutex> lock;
+    CROSVM_RETURN_IF_ERROR(CheckZeroing(offset, length, &lock));
     return inner_->Discard(offset, length);
   }
   Status WriteZeroes(uint64_t offset, uint64_t length) override {
+    std::unique_lock<std::mutex> lock;
+    CROSVM_RETURN_IF_ERROR(CheckZeroing(offset, length, &lock));
     return inner_->WriteZeroes(offset, length);
   }
   Status Resize(uint64_t new_size) override { return inner_->Resize(new_size); }
@@ -145,6 +139,39 @@ class ProbedRawGuardFile : public DiskFile {
     time_t last_ = 0;
     bool logged_ = false;
   };
+
+  Status CheckSector0(std::span<const uint8_t> sector) {
+    const char* format = ProbedImageFormat(sector);
+    if (format == nullptr) return Ok();
+    if (log_.Allow()) {
+      CROSVM_LOG(WARNING) << name_ << ": refused a guest write to sector 0 that would make the "
+                          << "image look like " << format
+                          << " (it was probed as raw; pass format=raw to allow such writes)";
+    }
+    return Error(name_ +
+                     ": write to sector 0 refused: the image was probed as raw and the data "
+                     "would make it look like " +
+                     format + " (pass format=raw to allow it)",
+                 EPERM);
+  }
+
+  // For a zeroing request that covers part of sector 0: what the sector would hold afterwards.
+  // Leaves `lock` holding the sector-0 lock when the request touches sector 0.
+  Status CheckZeroing(uint64_t offset, uint64_t length, std::unique_lock<std::mutex>* lock) {
+    const uint64_t sector_bytes = std::min<uint64_t>(kSectorSize, inner_->VirtualSize());
+    if (offset >= sector_bytes || length == 0 ||
+        !RangeFits(offset, length, inner_->VirtualSize())) {
+      return Ok();  // the inner disk reports range errors
+    }
+    *lock = std::unique_lock<std::mutex>(sector0_mu_);
+    std::vector<uint8_t> sector(sector_bytes, 0);
+    auto r = inner_->ReadAt(0, sector);
+    if (!r.ok()) return r.error();
+    const uint64_t end = std::min<uint64_t>(sector_bytes, offset + length);
+    std::fill(sector.begin() + static_cast<ptrdiff_t>(offset),
+              sector.begin() + static_cast<ptrdiff_t>(end), 0);
+    return CheckSector0(sector);
+  }
 
   std::unique_ptr<DiskFile> inner_;
   std::string name_;

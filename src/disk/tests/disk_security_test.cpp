@@ -102,6 +102,21 @@ TEST(DiskSecurityTest, GuestCannotTurnRawIntoQcowThroughSectorZero) {
   EXPECT_EQ((*again)->Format(), ImageFormat::kRaw);
 }
 
+TEST(DiskSecurityTest, ZeroingCannotCompleteAHeader) {
+  TempDir dir;
+  const std::string path = dir.File("raw.img");
+  WriteFileBytes(path, std::vector<uint8_t>(kMiB, 0));
+  auto disk = OpenDisk(path, true);
+  ASSERT_TRUE(disk.ok()) << disk.error().ToString();
+  const std::vector<uint8_t> almost = {'Q', 'E', 'D', 'x'};  // "QED\0" is the QED magic
+  ASSERT_TRUE((*disk)->WriteAt(0, almost).ok());
+  EXPECT_FALSE((*disk)->WriteZeroes(3, 1).ok());
+  EXPECT_FALSE((*disk)->Discard(3, 100).ok());
+  EXPECT_EQ(Read(**disk, 0, 4), almost);
+  EXPECT_TRUE((*disk)->WriteZeroes(0, 512).ok());  // the whole sector: zeros are no header
+  EXPECT_TRUE((*disk)->Discard(512, 4096).ok());
+}
+
 TEST(DiskSecurityTest, GuardKnowsOtherFormats) {
   std::vector<uint8_t> s(512, 0);
   EXPECT_EQ(ProbedImageFormat(s), nullptr);
