@@ -14,7 +14,11 @@
 // Crash safety: data and metadata caches are written back in dependency order with fdatasync
 // barriers in between (data and refcount increments, then L2 tables, then the L1 table), and
 // refcount decrements are applied only once nothing on disk points to the freed cluster. A crash
-// at any point leaves a consistent image or one with leaked clusters.
+// at any point leaves a consistent image or one with leaked clusters (tests/qcow_crash_test.cpp
+// replays the logged writes and barriers as power cuts). All file I/O goes through a FileIo.
+//
+// A failed WriteAt/Discard/WriteZeroes is not undone: clusters before the failure keep their new
+// data (see disk.h for what a caller may assume).
 #pragma once
 
 #include <cstdint>
