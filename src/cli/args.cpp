@@ -49,18 +49,63 @@ Result<uint64_t> ParseNumber(const std::string& flag, const std::string& text, u
 // The most disks a VM can have: PCI slots 1-31, one of them for virtio-rng.
 constexpr size_t kMaxDisks = 30;
 
-Status AddDisk(Config& c, const char* flag, const std::string& path, bool writable, bool root) {
-  if (path.empty()) return Error(std::string("--") + flag + ": the path is empty");
+// PATH[,format=raw|qcow2][,backing=DIR]. `forced` is the format a deprecated alias implies.
+Status AddDisk(Config& c, const char* flag, const std::string& value, bool writable, bool root,
+               std::optional<disk::ImageFormat> forced = std::nullopt) {
+  const std::string f = std::string("--") + flag;
+  DiskOption d;
+  d.writable = writable;
+  d.root = root;
+  size_t comma = value.find(',');
+  d.path = value.substr(0, comma);
+  if (d.path.empty()) return Error(f + ": the path is empty");
+  while (comma != std::string::npos) {
+    size_t next = value.find(',', comma + 1);
+    std::string item = value.substr(comma + 1, next == std::string::npos ? next : next - comma - 1);
+    comma = next;
+    size_t eq = item.find('=');
+    std::string key = item.substr(0, eq);
+    std::string val = eq == std::string::npos ? "" : item.substr(eq + 1);
+    if (eq == std::string::npos || (key != "format" && key != "backing")) {
+      return Error(f + ": unknown disk option '" + item +
+                   "' (expected PATH[,format=raw|qcow2][,backing=DIR]; a path cannot contain ',')");
+    }
+    if (key == "format") {
+      if (d.format) return Error(f + ": format= given twice");
+      if (val == "raw") {
+        d.format = disk::ImageFormat::kRaw;
+      } else if (val == "qcow2") {
+        d.format = disk::ImageFormat::kQcow2;
+      } else {
+        return Error(f + ": unknown format '" + val + "' (raw or qcow2)");
+      }
+    } else {
+      if (d.backing_dir) return Error(f + ": backing= given twice");
+      if (val.empty()) return Error(f + ": backing= needs a directory");
+      d.backing_dir = val;
+    }
+  }
+  if (forced) {
+    if (d.format && *d.format != *forced) {
+      return Error(f + " means format=" + disk::ImageFormatName(*forced) + "; use --" +
+                   (writable ? "rwdisk" : "disk") + " for other formats");
+    }
+    d.format = forced;
+  }
+  if (d.backing_dir && d.format != disk::ImageFormat::kQcow2) {
+    return Error(f +
+                 ": backing=DIR needs format=qcow2 (a probed image never follows a backing "
+                 "file)");
+  }
   if (root) {
-    for (const auto& d : c.disks) {
-      if (d.root) return Error("--root can be given only once");
+    for (const auto& other : c.disks) {
+      if (other.root) return Error("--root can be given only once");
     }
   }
   if (c.disks.size() >= kMaxDisks) {
-    return Error(std::string("--") + flag + ": at most " + std::to_string(kMaxDisks) +
-                 " disks are supported");
+    return Error(f + ": at most " + std::to_string(kMaxDisks) + " disks are supported");
   }
-  c.disks.push_back(DiskOption{path, writable, root});
+  c.disks.push_back(std::move(d));
   return Ok();
 }
 
@@ -95,28 +140,32 @@ const std::vector<Option>& Options() {
          c.initrd = v;
          return Ok();
        }},
-      {"root", 'r', "PATH",
-       "Path to a root disk image (raw or qcow2, read-only). Like --disk but also adds "
-       "root=/dev/vdX ro to the kernel command line. At most once.",
+      {"root", 'r', "PATH[,format=raw|qcow2][,backing=DIR]",
+       "Path to a root disk image (read-only). Like --disk but also adds root=/dev/vdX ro to "
+       "the kernel command line. At most once.",
        [](Config& c, const std::string& v) { return AddDisk(c, "root", v, false, true); }},
-      {"disk", 'd', "PATH",
-       "Path to a read-only disk image (raw or qcow2). Can be given more than "
-       "once; disks appear as /dev/vda, /dev/vdb, ... in order.",
+      {"disk", 'd', "PATH[,format=raw|qcow2][,backing=DIR]",
+       "Path to a read-only disk image. Can be given more than once; disks appear as /dev/vda, "
+       "/dev/vdb, ... in order. Without format= the format is probed from the image (raw or "
+       "qcow2) and the image may not name a backing file. format=qcow2 follows backing files "
+       "(read-only, as the format the image names for them, else raw) that are regular files in "
+       "the image's directory, or in DIR with backing=DIR. format=raw takes the bytes as they "
+       "are.",
        [](Config& c, const std::string& v) { return AddDisk(c, "disk", v, false, false); }},
-      {"qcow", 0, "PATH", "Deprecated alias of --disk (the format is detected from the file).",
+      {"qcow", 0, "PATH[,backing=DIR]", "Deprecated alias of --disk PATH,format=qcow2.",
        [](Config& c, const std::string& v) {
-         CROSVM_LOG(WARNING) << "--qcow is deprecated: use --disk (the image format is detected)";
-         return AddDisk(c, "qcow", v, false, false);
+         CROSVM_LOG(WARNING) << "--qcow is deprecated: use --disk PATH,format=qcow2";
+         return AddDisk(c, "qcow", v, false, false, disk::ImageFormat::kQcow2);
        }},
-      {"rwdisk", 0, "PATH",
-       "Path to a writable disk image (raw or qcow2). Can be given more than "
-       "once.",
+      {"rwdisk", 0, "PATH[,format=raw|qcow2][,backing=DIR]",
+       "Path to a writable disk image (formats as for --disk). Can be given more than once. A "
+       "probed raw image refuses guest writes that would make its first sector look like another "
+       "image format; with format=raw the guest may write anything.",
        [](Config& c, const std::string& v) { return AddDisk(c, "rwdisk", v, true, false); }},
-      {"rwqcow", 0, "PATH", "Deprecated alias of --rwdisk (the format is detected from the file).",
+      {"rwqcow", 0, "PATH[,backing=DIR]", "Deprecated alias of --rwdisk PATH,format=qcow2.",
        [](Config& c, const std::string& v) {
-         CROSVM_LOG(WARNING)
-             << "--rwqcow is deprecated: use --rwdisk (the image format is detected)";
-         return AddDisk(c, "rwqcow", v, true, false);
+         CROSVM_LOG(WARNING) << "--rwqcow is deprecated: use --rwdisk PATH,format=qcow2";
+         return AddDisk(c, "rwqcow", v, true, false, disk::ImageFormat::kQcow2);
        }},
       {"rw-pmem-device", 0, "PATH", "Path to a writable disk image exposed as pmem.", nullptr,
        "virtio-pmem"},

@@ -6,13 +6,18 @@
 #include <string>
 #include <vector>
 
+#include "disk/disk.h"
+
 namespace crosvm::cli {
 
 // One virtio-blk disk; disks appear to the guest in the order given (vda, vdb, ...).
+// PATH[,format=raw|qcow2][,backing=DIR]; see disk::OpenOptions for what the format changes.
 struct DiskOption {
   std::string path;
   bool writable = false;
-  bool root = false;  // -r: also adds root=/dev/vdX ro to the command line
+  bool root = false;                        // -r: also adds root=/dev/vdX ro to the command line
+  std::optional<disk::ImageFormat> format;  // unset: probed (never follows backing files)
+  std::optional<std::string> backing_dir;   // backing=DIR (format=qcow2 only)
 };
 
 struct SerialOption {

@@ -391,8 +391,9 @@ Status Vm::SetupDevices() {
 
 Status Vm::OpenDisks() {
   for (const auto& d : config_.disks) {
-    CROSVM_ASSIGN_OR_RETURN(auto disk, disk::OpenDisk(d.path, d.writable));
-    disks_.push_back(std::move(disk));
+    auto disk = disk::OpenDisk(d.path, disk::OpenOptions{d.writable, d.format, d.backing_dir});
+    if (!disk.ok()) return disk.error().Wrap("disk " + VirtioDiskName(disks_.size()));
+    disks_.push_back(std::move(*disk));
   }
   return Ok();
 }

@@ -98,25 +98,6 @@ uint64_t L1EntriesFor(uint64_t size, uint32_t shift) {
   return (size >> shift) + ((size & ((1ULL << shift) - 1)) != 0);
 }
 
-Result<uint64_t> FileSize(int fd) {
-  struct stat st;
-  if (::fstat(fd, &st) != 0) return Error::FromErrno("fstat");
-  if (S_ISBLK(st.st_mode)) {
-    uint64_t size = 0;
-    if (::ioctl(fd, BLKGETSIZE64, &size) != 0) return Error::FromErrno("BLKGETSIZE64");
-    return size;
-  }
-  if (!S_ISREG(st.st_mode)) return Error("not a regular file or block device", EINVAL);
-  return static_cast<uint64_t>(st.st_size);
-}
-
-std::string DirName(const std::string& path) {
-  size_t slash = path.rfind('/');
-  if (slash == std::string::npos) return ".";
-  if (slash == 0) return "/";
-  return path.substr(0, slash);
-}
-
 // Checks the header values that do not need the file's contents.
 Status ValidateHeader(const QcowHeader& h, uint64_t file_size, bool writable) {
   if (h.cluster_bits < kMinClusterBits || h.cluster_bits > kMaxClusterBits) {
@@ -353,9 +334,9 @@ void QcowFile::LruCache<Table>::Erase(uint64_t key) {
 // ---------------------------------------------------------------------------------------------
 // Opening
 
-QcowFile::QcowFile(PrivateTag, ScopedFd fd, std::string name, bool writable,
+QcowFile::QcowFile(PrivateTag, std::unique_ptr<FileIo> io, std::string name, bool writable,
                    const QcowHeader& header, uint64_t file_size, const QcowOptions& options)
-    : fd_(std::move(fd)),
+    : io_(std::move(io)),
       name_(std::move(name)),
       writable_(writable),
       header_(header),
@@ -374,16 +355,22 @@ QcowFile::QcowFile(PrivateTag, ScopedFd fd, std::string name, bool writable,
 
 Result<std::unique_ptr<QcowFile>> QcowFile::Open(ScopedFd fd, std::string name, bool writable,
                                                  QcowOptions options) {
-  auto file_size = FileSize(fd.get());
+  return Open(std::make_unique<FdFileIo>(std::move(fd)), std::move(name), writable,
+              std::move(options));
+}
+
+Result<std::unique_ptr<QcowFile>> QcowFile::Open(std::unique_ptr<FileIo> io, std::string name,
+                                                 bool writable, QcowOptions options) {
+  auto file_size = io->Size();
   if (!file_size.ok()) return file_size.error().Wrap(name);
   uint8_t head[kV3HeaderLength + 8] = {};
-  auto n = PreadFull(fd.get(), 0, head);
+  auto n = io->Pread(0, head);
   if (!n.ok()) return n.error().Wrap(name);
   auto header = QcowHeader::Parse(std::span<const uint8_t>(head, *n));
   if (!header.ok()) return header.error().Wrap(name);
   auto valid = ValidateHeader(*header, *file_size, writable);
   if (!valid.ok()) return valid.error().Wrap(name);
-  auto file = std::make_unique<QcowFile>(PrivateTag{}, std::move(fd), std::move(name), writable,
+  auto file = std::make_unique<QcowFile>(PrivateTag{}, std::move(io), std::move(name), writable,
                                          *header, *file_size, options);
   CROSVM_RETURN_IF_ERROR(file->Init(options));
   return file;
@@ -402,7 +389,7 @@ Status QcowFile::Init(const QcowOptions& options) {
   // L1 table (bounded by kMaxL1Entries and by the file size, checked in ValidateHeader).
   {
     std::vector<uint8_t> raw(uint64_t{header_.l1_size} * 8);
-    auto n = PreadFull(fd_.get(), header_.l1_table_offset, raw);
+    auto n = io_->Pread(header_.l1_table_offset, raw);
     if (!n.ok()) return n.error().Wrap(name_ + ": reading the L1 table");
     if (*n != raw.size()) return Corrupt("L1 table is truncated");
     l1_table_.resize(header_.l1_size);
@@ -412,7 +399,7 @@ Status QcowFile::Init(const QcowOptions& options) {
   // Refcount table (bounded by kMaxRefTableBytes and the file size).
   {
     std::vector<uint8_t> raw(uint64_t{header_.refcount_table_clusters} << cluster_bits_);
-    auto n = PreadFull(fd_.get(), header_.refcount_table_offset, raw);
+    auto n = io_->Pread(header_.refcount_table_offset, raw);
     if (!n.ok()) return n.error().Wrap(name_ + ": reading the refcount table");
     if (*n != raw.size()) return Corrupt("refcount table is truncated");
     reftable_.resize(raw.size() / 8);
@@ -447,7 +434,7 @@ Status QcowFile::ParseExtensions(std::optional<ImageFormat>* backing_format) {
   uint64_t pos = header_.version == 2 ? kV2HeaderLength : header_.header_length;
   if (pos >= limit) return Ok();
   std::vector<uint8_t> area(limit - pos);
-  auto n = PreadFull(fd_.get(), pos, area);
+  auto n = io_->Pread(pos, area);
   if (!n.ok()) return n.error().Wrap(name_ + ": reading header extensions");
   area.resize(*n);
   size_t at = 0;
@@ -477,15 +464,15 @@ Status QcowFile::ParseExtensions(std::optional<ImageFormat>* backing_format) {
 Status QcowFile::OpenBacking(const QcowOptions& options,
                              std::optional<ImageFormat> backing_format) {
   std::string backing_name(header_.backing_file_size, '\0');
-  auto n = PreadFull(
-      fd_.get(), header_.backing_file_offset,
+  auto n = io_->Pread(
+      header_.backing_file_offset,
       std::span<uint8_t>(reinterpret_cast<uint8_t*>(backing_name.data()), backing_name.size()));
   if (!n.ok()) return n.error().Wrap(name_ + ": reading the backing file name");
   if (*n != backing_name.size()) return Corrupt("backing file name is truncated");
   if (backing_name.find('\0') != std::string::npos) {
     return Corrupt("backing file name contains a NUL byte");
   }
-  if (!options.allow_backing) {
+  if (!options.allow_backing || !options.open_backing) {
     return Error(
         name_ + ": backing file '" + backing_name + "' refused: backing files are not allowed here",
         EPERM);
@@ -495,11 +482,8 @@ Status QcowFile::OpenBacking(const QcowOptions& options,
                      std::to_string(kMaxBackingDepth) + " levels)",
                  ELOOP);
   }
-  std::string path = backing_name[0] == '/' ? backing_name : DirName(name_) + "/" + backing_name;
   Result<std::unique_ptr<DiskFile>> backing =
-      options.open_backing
-          ? options.open_backing(path, backing_format, options.backing_depth_left - 1)
-          : OpenDisk(path, OpenOptions{false, backing_format, options.backing_depth_left - 1});
+      options.open_backing(backing_name, backing_format, options.backing_depth_left - 1);
   if (!backing.ok()) return backing.error().Wrap(name_ + ": backing file");
   backing_ = std::move(*backing);
   return Ok();
@@ -550,13 +534,14 @@ Status QcowFile::WriteHeaderBytes(uint64_t offset, std::span<const uint8_t> byte
 }
 
 Status QcowFile::WriteHost(uint64_t offset, std::span<const uint8_t> bytes) {
-  CROSVM_RETURN_IF_ERROR(PwriteFull(fd_.get(), offset, bytes));
+  CROSVM_RETURN_IF_ERROR(io_->Pwrite(offset, bytes));
   physical_size_ = std::max(physical_size_, offset + bytes.size());
   return Ok();
 }
 
 Status QcowFile::Sync() {
-  if (::fdatasync(fd_.get()) != 0) return Error::FromErrno(name_ + ": fdatasync");
+  auto st = io_->Sync();
+  if (!st.ok()) return st.error().Wrap(name_);
   return Ok();
 }
 
@@ -1041,9 +1026,7 @@ Status QcowFile::ApplyDecrements() {
     while (j < freed.size() && freed[j] == freed[j - 1] + 1) ++j;
     for (size_t k = i; k < j; ++k) l2_cache_.Erase(freed[k] << cluster_bits_);
     // Give the space back to the host file system; failure only costs space.
-    (void)::fallocate(fd_.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                      static_cast<off_t>(freed[i] << cluster_bits_),
-                      static_cast<off_t>((j - i) << cluster_bits_));
+    (void)io_->PunchHole(freed[i] << cluster_bits_, (j - i) << cluster_bits_);
     i = j;
   }
   return Ok();
@@ -1223,7 +1206,7 @@ Status QcowFile::RepairRefcounts() {
 // Data
 
 Status QcowFile::ReadHost(uint64_t host_offset, std::span<uint8_t> out) {
-  auto n = PreadFull(fd_.get(), host_offset, out);
+  auto n = io_->Pread(host_offset, out);
   if (!n.ok()) return n.error().Wrap(name_);
   std::fill(out.begin() + static_cast<ptrdiff_t>(*n), out.end(), 0);
   return Ok();

@@ -14,7 +14,11 @@
 // Crash safety: data and metadata caches are written back in dependency order with fdatasync
 // barriers in between (data and refcount increments, then L2 tables, then the L1 table), and
 // refcount decrements are applied only once nothing on disk points to the freed cluster. A crash
-// at any point leaves a consistent image or one with leaked clusters.
+// at any point leaves a consistent image or one with leaked clusters (tests/qcow_crash_test.cpp
+// replays the logged writes and barriers as power cuts). All file I/O goes through a FileIo.
+//
+// A failed WriteAt/Discard/WriteZeroes is not undone: clusters before the failure keep their new
+// data (see disk.h for what a caller may assume).
 #pragma once
 
 #include <cstdint>
@@ -30,6 +34,7 @@
 
 #include "base/fd.h"
 #include "disk/disk.h"
+#include "disk/file_io.h"
 
 namespace crosvm::disk {
 
@@ -65,17 +70,20 @@ struct QcowHeader {
   std::vector<uint8_t> Encode() const;
 };
 
-// Opens a backing file given its resolved path and the format named by the image, if any.
+// Opens a backing file given its name exactly as the image's header spells it (absolute or
+// relative to the image's directory: resolving it is the opener's job), the format named by the
+// image's backing format extension (none: the extension is absent), and how many more backing
+// files may be chained below the one it opens.
 using BackingOpener = std::function<Result<std::unique_ptr<DiskFile>>(
-    const std::string& path, std::optional<ImageFormat> format, int depth_left)>;
+    const std::string& name, std::optional<ImageFormat> format, int depth_left)>;
 
 struct QcowOptions {
   // How many more backing files may be chained below this image.
   int backing_depth_left = kMaxBackingDepth;
   // When false, images that name a backing file are refused.
   bool allow_backing = true;
-  // Opens backing files; by default they are opened read-only from the file system, relative to
-  // the directory of the image's name.
+  // Opens backing files. There is no default: without an opener, images that name a backing
+  // file are refused (disk::OpenDisk supplies one that enforces its rules, see disk.h).
   BackingOpener open_backing;
   // Bounds of the metadata caches, in bytes (at least 4 tables each are kept).
   size_t l2_cache_bytes = 8 << 20;
@@ -90,9 +98,12 @@ class QcowFile : public DiskFile {
   // resolve relative backing file names.
   static Result<std::unique_ptr<QcowFile>> Open(base::ScopedFd fd, std::string name, bool writable,
                                                 QcowOptions options = {});
+  // The same on any FileIo (tests substitute one that logs or fails operations).
+  static Result<std::unique_ptr<QcowFile>> Open(std::unique_ptr<FileIo> io, std::string name,
+                                                bool writable, QcowOptions options = {});
   // Use Open().
-  QcowFile(PrivateTag, base::ScopedFd fd, std::string name, bool writable, const QcowHeader& header,
-           uint64_t file_size, const QcowOptions& options);
+  QcowFile(PrivateTag, std::unique_ptr<FileIo> io, std::string name, bool writable,
+           const QcowHeader& header, uint64_t file_size, const QcowOptions& options);
   ~QcowFile() override;
 
   Result<size_t> ReadAt(uint64_t offset, std::span<uint8_t> buf) override;
@@ -199,7 +210,7 @@ class QcowFile : public DiskFile {
   uint64_t EndCluster() const { return (file_size_ + cluster_size_ - 1) >> cluster_bits_; }
 
   mutable std::mutex mu_;
-  base::ScopedFd fd_;
+  std::unique_ptr<FileIo> io_;
   std::string name_;
   bool writable_;
   QcowHeader header_;

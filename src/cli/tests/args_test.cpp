@@ -224,6 +224,60 @@ TEST(ParseRunArgsTest, DisksInOrder) {
   EXPECT_FALSE(c.disks[3].writable) << "--qcow is --disk";
   EXPECT_TRUE(c.disks[4].writable) << "--rwqcow is --rwdisk";
   EXPECT_EQ(c.disks[5].path, "e");
+  // Without format= the format is probed.
+  EXPECT_FALSE(c.disks[0].format.has_value());
+  EXPECT_FALSE(c.disks[2].format.has_value());
+  EXPECT_FALSE(c.disks[5].format.has_value());
+  // The deprecated aliases mean format=qcow2.
+  EXPECT_EQ(c.disks[3].format, disk::ImageFormat::kQcow2);
+  EXPECT_EQ(c.disks[4].format, disk::ImageFormat::kQcow2);
+}
+
+TEST(ParseRunArgsTest, DiskFormatAndBackingDir) {
+  Config c = MustParse({"-r", "root.img,format=raw", "--disk", "a.qcow2,format=qcow2,backing=/img",
+                        "--rwdisk=b.img,backing=dir,format=qcow2", "--rwqcow", "d,backing=/x",
+                        "--qcow", "e,format=qcow2", "--rwdisk", "f.img,format=raw", "vmlinux"});
+  ASSERT_EQ(c.disks.size(), 6u);
+  EXPECT_EQ(c.disks[0].path, "root.img");
+  EXPECT_TRUE(c.disks[0].root);
+  EXPECT_EQ(c.disks[0].format, disk::ImageFormat::kRaw);
+  EXPECT_FALSE(c.disks[0].backing_dir.has_value());
+  EXPECT_EQ(c.disks[1].path, "a.qcow2");
+  EXPECT_EQ(c.disks[1].format, disk::ImageFormat::kQcow2);
+  EXPECT_EQ(c.disks[1].backing_dir, "/img");
+  EXPECT_EQ(c.disks[2].path, "b.img");
+  EXPECT_TRUE(c.disks[2].writable);
+  EXPECT_EQ(c.disks[2].format, disk::ImageFormat::kQcow2);
+  EXPECT_EQ(c.disks[2].backing_dir, "dir");
+  EXPECT_EQ(c.disks[3].format, disk::ImageFormat::kQcow2);
+  EXPECT_EQ(c.disks[3].backing_dir, "/x");
+  EXPECT_TRUE(c.disks[3].writable);
+  EXPECT_EQ(c.disks[4].format, disk::ImageFormat::kQcow2);
+  EXPECT_EQ(c.disks[5].format, disk::ImageFormat::kRaw);
+  EXPECT_TRUE(c.disks[5].writable);
+}
+
+TEST(ParseRunArgsTest, DiskFormatErrors) {
+  EXPECT_THAT(ParseError({"--disk", "a,format=vmdk", "k"}), HasSubstr("unknown format 'vmdk'"));
+  EXPECT_THAT(ParseError({"--disk", "a,format=", "k"}), HasSubstr("unknown format ''"));
+  EXPECT_THAT(ParseError({"--disk", "a,size=3", "k"}), HasSubstr("unknown disk option 'size=3'"));
+  EXPECT_THAT(ParseError({"--disk", "a,b.img", "k"}), HasSubstr("a path cannot contain ','"));
+  EXPECT_THAT(ParseError({"--disk", "a,format=raw,format=qcow2", "k"}),
+              HasSubstr("format= given twice"));
+  EXPECT_THAT(ParseError({"--disk", "a,format=qcow2,backing=", "k"}),
+              HasSubstr("backing= needs a directory"));
+  EXPECT_THAT(ParseError({"--disk", "a,format=qcow2,backing=x,backing=y", "k"}),
+              HasSubstr("backing= given twice"));
+  // backing=DIR only where backing files are followed at all.
+  EXPECT_THAT(ParseError({"--rwdisk", "a,backing=/x", "k"}),
+              HasSubstr("--rwdisk: backing=DIR needs format=qcow2"));
+  EXPECT_THAT(ParseError({"-r", "a,format=raw,backing=/x", "k"}),
+              HasSubstr("backing=DIR needs format=qcow2"));
+  EXPECT_THAT(ParseError({"--qcow", "a,format=raw", "k"}),
+              HasSubstr("--qcow means format=qcow2; use --disk"));
+  EXPECT_THAT(ParseError({"--rwqcow", "a,format=raw", "k"}),
+              HasSubstr("--rwqcow means format=qcow2; use --rwdisk"));
+  EXPECT_THAT(ParseError({"--disk", ",format=raw", "k"}), HasSubstr("--disk: the path is empty"));
 }
 
 TEST(ParseRunArgsTest, DiskErrors) {
@@ -466,6 +520,7 @@ TEST(RunUsageTest, NamesEveryOption) {
     EXPECT_THAT(usage, HasSubstr(pair));
   }
   EXPECT_THAT(usage, HasSubstr("not supported yet"));
+  EXPECT_THAT(usage, HasSubstr("PATH[,format=raw|qcow2][,backing=DIR]"));
 }
 
 TEST(RunUsageTest, HasTheSandboxNote) {

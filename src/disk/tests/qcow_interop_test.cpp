@@ -36,8 +36,9 @@ class InteropTest : public ::testing::Test {
     ASSERT_EQ(r.exit_code, 0) << command << "\n" << r.output;
   }
 
+  // As a user opens a trusted qcow2 image: format=qcow2.
   std::unique_ptr<DiskFile> Open(const std::string& path, bool writable = true) {
-    auto disk = OpenDisk(path, writable);
+    auto disk = OpenDisk(path, OpenOptions{writable, ImageFormat::kQcow2, std::nullopt});
     EXPECT_TRUE(disk.ok()) << disk.error().ToString();
     if (!disk.ok()) return nullptr;
     return std::move(*disk);
@@ -124,7 +125,7 @@ void RandomOps(const std::string& path, Mirror& mirror, std::unique_ptr<DiskFile
       case 9:
         if (rng() % 8 == 0) {
           disk.reset();
-          auto reopened = OpenDisk(path, true);
+          auto reopened = OpenDisk(path, OpenOptions{true, ImageFormat::kQcow2, std::nullopt});
           ASSERT_TRUE(reopened.ok()) << reopened.error().ToString();
           disk = std::move(*reopened);
           mirror.set_disk(disk.get());

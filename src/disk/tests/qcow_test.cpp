@@ -23,8 +23,9 @@ using testing::WriteFileBytes;
 constexpr uint64_t kCluster = 64 << 10;
 constexpr uint64_t kGiB = 1ULL << 30;
 
+// Opens a qcow2 image the test made, as the user would open a trusted one: format=qcow2.
 std::unique_ptr<DiskFile> Open(const std::string& path, bool writable = true) {
-  auto disk = OpenDisk(path, writable);
+  auto disk = OpenDisk(path, OpenOptions{writable, ImageFormat::kQcow2, std::nullopt});
   EXPECT_TRUE(disk.ok()) << disk.error().ToString();
   if (!disk.ok()) return nullptr;
   EXPECT_EQ((*disk)->Format(), ImageFormat::kQcow2);
@@ -67,13 +68,24 @@ uint64_t AllocatedBytes(const std::string& path) {
 }
 
 // Makes a v3 image of `size` that names `backing` (and optionally its format) as backing file.
-void MakeOverlay(const std::string& path, uint64_t size, const std::string& backing) {
+void MakeOverlay(const std::string& path, uint64_t size, const std::string& backing,
+                 const std::string& format = "") {
   ASSERT_TRUE(CreateQcow2(path, size).ok());
   auto bytes = ReadFileBytes(path);
   std::copy(backing.begin(), backing.end(), bytes.begin() + 1024);
   WriteFileBytes(path, bytes);
   PatchBe(path, 8, 1024, 8);
   PatchBe(path, 16, backing.size(), 4);
+  if (!format.empty()) {
+    // Backing format extension right after the 112-byte header, then the end marker.
+    PatchBe(path, 112, 0xe2792aca, 4);
+    PatchBe(path, 116, format.size(), 4);
+    auto b = ReadFileBytes(path);
+    std::copy(format.begin(), format.end(), b.begin() + 120);
+    WriteFileBytes(path, b);
+    const uint64_t end = 120 + ((format.size() + 7) & ~size_t{7});
+    PatchBe(path, end, 0, 8);
+  }
 }
 
 TEST(QcowTest, CreateOpenReadsZeros) {
@@ -324,13 +336,13 @@ TEST(QcowTest, QcowBackingChain) {
   ASSERT_TRUE(base);
   Write(*base, 0, Pattern(2 << 20, 70));
   base.reset();
-  MakeOverlay(dir.File("mid.qcow2"), 2 << 20, dir.File("base.qcow2"));  // absolute name
+  MakeOverlay(dir.File("mid.qcow2"), 2 << 20, dir.File("base.qcow2"), "qcow2");  // absolute
   {
     auto mid = Open(dir.File("mid.qcow2"));
     ASSERT_TRUE(mid);
     Write(*mid, 100000, Pattern(5000, 71));
   }
-  MakeOverlay(dir.File("top.qcow2"), 2 << 20, "mid.qcow2");
+  MakeOverlay(dir.File("top.qcow2"), 2 << 20, "mid.qcow2", "qcow2");
   auto top = Open(dir.File("top.qcow2"));
   ASSERT_TRUE(top);
   auto expected = Pattern(2 << 20, 70);
@@ -341,8 +353,8 @@ TEST(QcowTest, QcowBackingChain) {
 
 TEST(QcowTest, BackingChainDepthIsLimited) {
   TempDir dir;
-  MakeOverlay(dir.File("loop.qcow2"), 1 << 20, "loop.qcow2");  // its own backing file
-  auto r = OpenDisk(dir.File("loop.qcow2"), false);
+  MakeOverlay(dir.File("loop.qcow2"), 1 << 20, "loop.qcow2", "qcow2");  // its own backing file
+  auto r = OpenDisk(dir.File("loop.qcow2"), OpenOptions{false, ImageFormat::kQcow2, std::nullopt});
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().message().find("too deep"), std::string::npos) << r.error().message();
 }
@@ -350,7 +362,7 @@ TEST(QcowTest, BackingChainDepthIsLimited) {
 TEST(QcowTest, MissingBackingFileIsNamed) {
   TempDir dir;
   MakeOverlay(dir.File("o.qcow2"), 1 << 20, "nothere.raw");
-  auto r = OpenDisk(dir.File("o.qcow2"), false);
+  auto r = OpenDisk(dir.File("o.qcow2"), OpenOptions{false, ImageFormat::kQcow2, std::nullopt});
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().ToString().find("nothere.raw: No such file or directory"), std::string::npos)
       << r.error().ToString();

@@ -109,3 +109,27 @@ std::vector<uint8_t> Pattern(size_t size, uint64_t seed) {
 }
 
 }  // namespace crosvm::disk::testing
+
+#include "disk/qcow.h"
+
+namespace crosvm::disk::testing {
+
+std::vector<uint8_t> QcowAttackSector(const std::string& backing_file, uint64_t virtual_size) {
+  QcowHeader h;
+  h.version = 3;
+  h.cluster_bits = 16;
+  h.size = virtual_size;
+  h.l1_size = static_cast<uint32_t>((virtual_size + (1ULL << 29) - 1) >> 29);
+  h.l1_table_offset = 3 << 16;
+  h.refcount_table_offset = 1 << 16;
+  h.refcount_table_clusters = 1;
+  h.header_length = 112;
+  h.backing_file_offset = 256;
+  h.backing_file_size = static_cast<uint32_t>(backing_file.size());
+  std::vector<uint8_t> sector = h.Encode();
+  sector.resize(512, 0);
+  std::copy(backing_file.begin(), backing_file.end(), sector.begin() + 256);
+  return sector;
+}
+
+}  // namespace crosvm::disk::testing

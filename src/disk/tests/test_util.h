@@ -45,3 +45,12 @@ uint64_t ReadBe(const std::string& path, uint64_t offset, int bytes);
 std::vector<uint8_t> Pattern(size_t size, uint64_t seed);
 
 }  // namespace crosvm::disk::testing
+
+namespace crosvm::disk::testing {
+
+// 512 bytes a guest could write to sector 0 of a raw disk of at least 256 KiB so that it probes as
+// qcow2 (64 KiB clusters, empty L1 and refcount tables in the next clusters, all zeros) naming
+// `backing_file` as its backing file: every read of that "image" would then come from that file.
+std::vector<uint8_t> QcowAttackSector(const std::string& backing_file, uint64_t virtual_size);
+
+}  // namespace crosvm::disk::testing
