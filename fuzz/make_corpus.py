@@ -134,9 +134,14 @@ vq("loop_and_out_of_ram", [2, 1, 0, 0], m)
 
 # Two regions: a buffer in the high one (0x20000 + 4 KiB); the input's bytes after the first
 # 64 KiB land there.
+# The input is as long as both regions together, so that libFuzzer's length limit (taken from
+# the longest seed) lets mutations reach the high region's bytes.
 m = Mem()
 m.desc(0, 0x20000, 512, WRITE)
-m.avail([0])
+m.desc(1, 0x20ff0, 0x20, NEXT, 2)  # straddles the end of the high region
+m.desc(2, 0xfff0, 0x20, 0)  # straddles the end of the low region
+m.avail([0, 1])
+m.w(0x10000 + 0x1000 - 16, b"end of high RAM.")
 vq("high_region", [1, 0, 0, 0], m)
 
 
