@@ -6,12 +6,23 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <vector>
 
 #include "arch/x86_64/boot.h"
 #include "arch/x86_64/layout.h"
 #include "loader/kernel_loader.h"
 #include "memory/guest_memory.h"
+
+// A violated invariant: say which, then abort (libFuzzer saves the input).
+#define FUZZ_CHECK(cond)                                                            \
+  do {                                                                              \
+    if (!(cond)) {                                                                  \
+      std::fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+      std::abort();                                                                 \
+    }                                                                               \
+  } while (0)
 
 namespace {
 
@@ -44,19 +55,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!kernel.ok()) return 0;
   const LoadedKernel& k = *kernel;
   // What the vCPU is started at must be inside what the loader placed in RAM.
-  if (!InRam(k.entry) || k.entry < lowest || k.entry >= k.end) __builtin_trap();
-  if (k.end > mem.end_addr()) __builtin_trap();
-  if (k.cmdline_max == 0 || k.cmdline_max > 2048) __builtin_trap();
-  if ((k.format == KernelFormat::kBzImage) != k.bzimage_header.has_value()) __builtin_trap();
+  FUZZ_CHECK(InRam(k.entry) && k.entry >= lowest && k.entry < k.end);
+  FUZZ_CHECK(k.end <= mem.end_addr());
+  FUZZ_CHECK(k.cmdline_max > 0 && k.cmdline_max <= 2048);
+  FUZZ_CHECK((k.format == KernelFormat::kBzImage) == k.bzimage_header.has_value());
 
   // An initrd after it, sized from the input so that it sometimes does not fit.
   std::vector<uint8_t> initrd(1 + (size % 3) * (size & 0x3ffff), 0xa5);
   auto addr = crosvm::loader::LoadInitrd(mem, k, initrd);
   std::optional<crosvm::arch::InitrdPlacement> placement;
   if (addr.ok()) {
-    if (*addr < k.end || *addr % 4096 != 0) __builtin_trap();
-    if (!mem.IsValidRange(*addr, initrd.size())) __builtin_trap();
-    if (*addr + initrd.size() - 1 > k.initrd_addr_max) __builtin_trap();
+    FUZZ_CHECK(*addr >= k.end && *addr % 4096 == 0);
+    FUZZ_CHECK(mem.IsValidRange(*addr, initrd.size()));
+    FUZZ_CHECK(*addr + initrd.size() - 1 <= k.initrd_addr_max);
     placement = crosvm::arch::InitrdPlacement{*addr, initrd.size()};
   }
   (void)crosvm::arch::WriteZeroPage(mem, k.bzimage_header, crosvm::arch::kCmdlineAddr,

@@ -9,6 +9,8 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 
@@ -22,6 +24,15 @@
 #include "devices/virtio/virtio_device.h"
 #include "devices/virtio/virtio_pci.h"
 #include "memory/guest_memory.h"
+
+// A violated invariant: say which, then abort (libFuzzer saves the input).
+#define FUZZ_CHECK(cond)                                                            \
+  do {                                                                              \
+    if (!(cond)) {                                                                  \
+      std::fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+      std::abort();                                                                 \
+    }                                                                               \
+  } while (0)
 
 namespace {
 
@@ -157,21 +168,19 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0 || size > 8 * 4096) return 0;
   auto alloc = pci::CreateX86SystemAllocator(256 << 20);
-  if (!alloc.ok()) __builtin_trap();
+  FUZZ_CHECK(alloc.ok());
   Machine m;
-  if (!m.io.Insert(m.root.config_io(), pci::PciRoot::kConfigAddressPort,
-                   pci::PciRoot::kConfigIoSize)
-           .ok()) {
-    __builtin_trap();
-  }
+  FUZZ_CHECK(
+      m.io.Insert(m.root.config_io(), pci::PciRoot::kConfigAddressPort, pci::PciRoot::kConfigIoSize)
+          .ok());
   m.devices[0] = std::make_shared<BarsDevice>();
   auto vdev = virtio::VirtioPciDevice::Create(std::make_unique<IdleDevice>(), &Memory(), &m.vm,
                                               &m.router, data[0] & 1);
-  if (!vdev.ok()) __builtin_trap();
+  FUZZ_CHECK(vdev.ok());
   m.devices[1] = *vdev;
   for (int i = 0; i < 2; ++i) {
     auto slot = m.root.AddDevice(m.devices[i], *alloc);
-    if (!slot.ok()) __builtin_trap();
+    FUZZ_CHECK(slot.ok());
     m.slots[i] = *slot;
   }
   for (size_t i = 1; i + 8 <= size; i += 8) {
@@ -180,7 +189,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (int d = 0; d < 2; ++d) {
       for (int bar = 0; bar < 6; ++bar) {
         auto at = m.root.MappedAt(m.slots[d], bar);
-        if (at && !m.mmio.DeviceAt(*at) && !m.io.DeviceAt(*at)) __builtin_trap();
+        FUZZ_CHECK(!at || m.mmio.DeviceAt(*at) || m.io.DeviceAt(*at));
       }
     }
   }

@@ -10,8 +10,7 @@
 #   --seconds N   time per target (default 60; `make fuzz` uses 600)
 # Reproduce a crash: build-fuzz/fuzz/<target> RESULTS_DIR/<target>-crash-...
 set -uo pipefail
-cd "$(dirname "$0")/.."
-root=$(pwd)
+cd "$(dirname "$0")/.." || exit 2
 
 seconds=60
 only=""
@@ -108,9 +107,10 @@ for t in "${targets[@]}"; do
     say "$msg"
   else
     status=1
-    artifacts=$(ls "$results/$t-"* 2>/dev/null | grep -v '\.log$' | tr '\n' ' ')
-    last=$(grep -Eo '^#[0-9]+' "$log" | tail -n 1)
-    msg="$t: FAILED (exit $rc) after ${last:-#0} runs; inputs: ${artifacts:-none}"
+    artifacts=""
+    for a in "$results/$t-"*; do [ -e "$a" ] && artifacts+="$a "; done
+    last=$(grep -Eo 'number_of_executed_units: [0-9]+' "$log" | grep -Eo '[0-9]+$' | tail -n 1)
+    msg="$t: FAILED (exit $rc) after ${last:-?} runs; inputs: ${artifacts:-none}"
     cases+=("$t" fail "$log" "$msg")
     say "$msg"
     grep -m1 -A30 -E 'ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|runtime error|SUMMARY' \

@@ -6,7 +6,7 @@
 # A data race, lock-order inversion or thread leak fails the test it happens in.
 # Usage: scripts/tsan.sh RESULTS_DIR
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 [ $# -eq 1 ] || { echo "usage: $0 RESULTS_DIR" >&2; exit 2; }
 mkdir -p "$1" || exit 2
 results=$(cd "$1" && pwd)
