@@ -1,9 +1,11 @@
-# Entry points (see README): make (build/crosvm), make guest, make demo, make test, make bench.
+# Entry points (see README): make (build/crosvm), make guest, make demo, make test, make bench,
+# make fuzz.
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
+FUZZ_SECONDS ?= 600
 
-.PHONY: all crosvm deps guest demo test unit-test bench format clean
+.PHONY: all crosvm deps guest demo test unit-test bench fuzz format clean
 
 all: crosvm
 
@@ -28,6 +30,10 @@ test: deps
 
 bench: crosvm
 	@bash scripts/bench.sh
+
+# Every libFuzzer target for FUZZ_SECONDS each (scripts/fuzz.sh alone: 60 s each).
+fuzz: deps
+	@bash scripts/fuzz.sh --seconds $(FUZZ_SECONDS) build-fuzz/results
 
 format:
 	@git ls-files '*.cpp' '*.h' '*.c' | xargs clang-format -i

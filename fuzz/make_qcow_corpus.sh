@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Writes a seed corpus for qcow_fuzz into DIR (default: build-fuzz/corpus/qcow, ignored by git): small qcow2 images made
+# Writes a seed corpus for qcow_fuzz into DIR (default: build-fuzz/corpus/qcow, ignored by git;
+# the committed seeds in fuzz/corpus/qcow/ are this script's output minus the 2 MiB
+# v3_512_rc64_full, which scripts/fuzz.sh adds to build-fuzz/corpus/qcow when qemu-img exists): small qcow2 images made
 # by qemu-img/qemu-io covering v2/v3, small clusters, compressed clusters, zero clusters,
 # snapshots, refcount widths, a backing file reference and a dirty (lazy refcount) image.
-# Usage: fuzz/make_qcow_corpus.sh [DIR]; then: build-fuzz/fuzz/qcow_fuzz DIR -max_total_time=60
+# Usage: fuzz/make_qcow_corpus.sh [DIR]; then: scripts/fuzz.sh --targets qcow_fuzz RESULTS_DIR
 set -euo pipefail
 out=${1:-$(dirname "$0")/../build-fuzz/corpus/qcow}
 mkdir -p "$out"

@@ -24,6 +24,7 @@ constexpr uint64_t kPageSize = 4096;
 constexpr size_t kSetupHeaderOffset = 0x1f1;
 constexpr uint16_t kMinBootProtocol = 0x020c;  // 2.12: xloadflags says whether 64-bit entry exists
 constexpr uint64_t kDefaultInitrdMax = 0x37ffffff;
+constexpr uint64_t k64BitEntryOffset = 0x200;  // from the protected-mode kernel's start
 
 }  // namespace
 
@@ -162,6 +163,12 @@ Result<LoadedKernel> LoadBzImage(memory::GuestMemory& mem, std::span<const uint8
                  " bytes) leaves no kernel in the " + std::to_string(image.size()) + "-byte file");
   }
   uint64_t kernel_size = image.size() - setup_size;
+  // The 64-bit entry point lies 0x200 bytes into the protected-mode kernel; a kernel that ends
+  // there would start the vCPU in bytes the image never provided.
+  if (kernel_size <= k64BitEntryOffset) {
+    return Error("bzImage is truncated: its kernel (" + std::to_string(kernel_size) +
+                 " bytes) ends before the 64-bit entry point at offset " + Hex(k64BitEntryOffset));
+  }
   if (hdr.syssize != 0 && uint64_t{hdr.syssize} * 16 > kernel_size) {
     return Error("bzImage is truncated: the header says " +
                  std::to_string(uint64_t{hdr.syssize} * 16) + " bytes of kernel, the file has " +
@@ -177,7 +184,7 @@ Result<LoadedKernel> LoadBzImage(memory::GuestMemory& mem, std::span<const uint8
   uint64_t cmdline_max = hdr.cmdline_size ? uint64_t{hdr.cmdline_size} + 1 : 256;
   uint64_t initrd_max = hdr.initrd_addr_max ? hdr.initrd_addr_max : kDefaultInitrdMax;
   return LoadedKernel{KernelFormat::kBzImage,
-                      load_addr + 0x200,
+                      load_addr + k64BitEntryOffset,
                       load_addr + needed,
                       std::min<uint64_t>(cmdline_max, 2048),
                       initrd_max,

@@ -107,7 +107,12 @@ TEST(LinuxBoot, BzImage) {
   ASSERT_TRUE(g);
   RunResult r = Boot(*g, g->bzimage, 1);
   ExpectBootedAndReset(r);
-  EXPECT_NE(r.output.find("bzImage"), std::string::npos) << "crosvm did not load it as a bzImage";
+  // crosvm's own log line names the format it detected and the 64-bit entry of the boot
+  // protocol (load address 1 MiB + 0x200); the kernel path alone must not satisfy this.
+  EXPECT_NE(r.output.find("(bzImage, entry 0x100200)"), std::string::npos)
+      << "crosvm did not load it as a bzImage\n"
+      << Tail(r.output);
+  EXPECT_EQ(r.output.find("(ELF, entry"), std::string::npos) << Tail(r.output);
 }
 
 // Needs guest user space, which only hardware KVM can run.

@@ -558,6 +558,25 @@ TEST(BzImageTest, SetupCoversTheWholeFile) {
   EXPECT_THAT(BzError(image), HasSubstr("truncated"));
 }
 
+// The 64-bit entry point is 0x200 bytes into the protected-mode kernel: a kernel that ends
+// there would start the vCPU in bytes the image never provided (found by loader_fuzz).
+TEST(BzImageTest, KernelEndsBeforeThe64BitEntry) {
+  BzParams p;
+  p.syssize = 0;
+  for (uint32_t size : {16u, 0x1ffu, 0x200u}) {
+    p.kernel_size = size;
+    EXPECT_THAT(BzError(BuildBzImage(p)), HasSubstr("64-bit entry")) << size;
+    p.init_size = 0;
+    EXPECT_THAT(BzError(BuildBzImage(p)), HasSubstr("64-bit entry")) << size;
+    p.init_size = 0x20000;
+  }
+  p.kernel_size = 0x201;
+  auto mem = MakeMemory();
+  auto r = LoadBzImage(mem, BuildBzImage(p), 0x100000);
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_LT(r->entry, r->end);
+}
+
 TEST(BzImageTest, TruncatedBeforeOrInsideTheHeader) {
   auto image = BuildBzImage({});
   image.resize(0x202);
