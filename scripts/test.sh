@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # make test: builds crosvm twice (optimized, and with ASan+UBSan), builds the guest kernel and
-# test guests, runs the unit tests in both builds and the end-to-end tests on real KVM, then
-# prints a summary of what ran, passed, failed and was skipped (with each skip's reason).
+# test guests, runs the unit tests in both builds, the threaded unit tests under TSan, every
+# fuzz target for a bounded time, the end-to-end tests on this host's KVM (tier 3) and the
+# guest user-space tests on hardware KVM (tier 4: inside the nested host L1 where this host's
+# KVM emulates), then prints a summary of what ran, passed, failed and was skipped (with each
+# skip's reason). CROSVM_FUZZ_SECONDS sets the time per fuzz target (default 60).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
-say() { echo "== make test: $*"; }
+say() { echo "== make test [$((SECONDS / 60))m$((SECONDS % 60))s]: $*"; }
 die() {
   echo "== make test: FAILED: $*"
   exit 1
@@ -48,6 +51,13 @@ ctest --test-dir build -L e2e -j2 --output-on-failure --output-junit "$results/e
 grep -E '^\[ boot' "$results/e2e.log" || true
 tail -n 3 "$results/e2e.log"
 
+say "unit tests under ThreadSanitizer (the threaded tests, build-tsan/)"
+bash scripts/tsan.sh "$results" || status=1
+tail -n 3 "$results/unit-tsan.log" 2>/dev/null
+
+say "fuzzing: every libFuzzer target for ${CROSVM_FUZZ_SECONDS:-60} s from its seed corpus (build-fuzz/)"
+bash scripts/fuzz.sh --seconds "${CROSVM_FUZZ_SECONDS:-60}" "$results" || status=1
+
 # Tier 4: guest user space. On a host whose KVM emulates every instruction (kvm_pvm), it runs
 # inside the nested hardware-KVM host L1 (QEMU's TCG emulating AMD SVM); on a hardware-KVM host
 # it runs here directly.
@@ -75,7 +85,7 @@ if [ $status -ne 0 ]; then
   grep -h -B2 -A40 -E 'Failure|FAILED|ERROR: AddressSanitizer|runtime error' \
     "$results"/*.log | head -n 300
 fi
-python3 scripts/test_summary.py "$results/unit.xml" "$results/unit-asan.xml" "$results/e2e.xml" \
-  "$results/nested.xml" ||
+python3 scripts/test_summary.py "$results/unit.xml" "$results/unit-asan.xml" \
+  "$results/unit-tsan.xml" "$results/fuzz.xml" "$results/e2e.xml" "$results/nested.xml" ||
   status=1
 exit $status
