@@ -10,8 +10,8 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <deque>
 #include <cstring>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <optional>
