@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <cstring>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -279,9 +280,10 @@ class Vm {
   loader::LoadedKernel kernel_{};
   Buses buses_;
   std::unique_ptr<ExitRequest> exit_;
-  std::vector<base::EventFd> irq_events_;
+  std::deque<base::EventFd> irq_events_;  // a deque: devices keep pointers to its elements
   std::vector<base::ScopedFd> serial_files_;
   std::shared_ptr<devices::Serial> stdin_serial_;
+  std::vector<std::shared_ptr<devices::Serial>> serials_;  // flushed at exit
   // Opened before any KVM object exists (user errors come first); moved into the devices.
   std::vector<std::unique_ptr<disk::DiskFile>> disks_;
   // PCI: the hypervisor hooks and the one GSI routing table, the root bus and its devices.
@@ -353,7 +355,6 @@ Status Vm::SetupDevices() {
     irq_events_.push_back(std::move(evt));
     return &irq_events_.back();
   };
-  irq_events_.reserve(8);  // pointers into it are captured below: no reallocation
 
   auto layout = SerialLayout(config_);
   for (size_t i = 0; i < layout.size(); ++i) {
@@ -372,6 +373,7 @@ Status Vm::SetupDevices() {
                                                     [irq] { (void)irq->Write(); });
     CROSVM_RETURN_IF_ERROR(buses_.io.Insert(serial, kSerialPorts[i].port, 8));
     if (opt.type == SerialOption::Type::kStdout && !stdin_serial_) stdin_serial_ = serial;
+    serials_.push_back(serial);
   }
 
   uint64_t mem_bytes = config_.mem_mib << 20;
@@ -565,6 +567,8 @@ Result<int> Vm::Run() {
   Status loop_status = loop.Run();
   StopVcpus();
   StopDevices();
+  // Console output is buffered off the vCPU threads: out before the files close.
+  for (auto& s : serials_) (void)s->Flush();
   if (!loop_status.ok()) return loop_status.error();
   auto [code, reason] = exit_->Get();
   if (code == kExitOk) {

@@ -1,6 +1,14 @@
 #include "devices/serial.h"
 
+#include <poll.h>
+#include <pthread.h>
 #include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <vector>
+
+#include "base/logging.h"
 
 namespace crosvm::devices {
 namespace {
@@ -24,7 +32,102 @@ constexpr uint8_t kMsrCts = 0x10, kMsrDsr = 0x20, kMsrRi = 0x40, kMsrDcd = 0x80;
 }  // namespace
 
 Serial::Serial(std::string name, int out_fd, std::function<void()> interrupt)
-    : name_(std::move(name)), out_fd_(out_fd), interrupt_(std::move(interrupt)) {}
+    : name_(std::move(name)), out_fd_(out_fd), interrupt_(std::move(interrupt)) {
+  if (out_fd_ >= 0) writer_ = std::thread([this] { WriterLoop(); });
+}
+
+Serial::~Serial() {
+  if (writer_.joinable()) {
+    bool flushed = Flush(kFlushTimeout);
+    {
+      std::lock_guard lock(out_mu_);
+      stopping_ = true;
+      give_up_ = !flushed;
+    }
+    out_cv_.notify_all();
+    writer_.join();
+  }
+  std::lock_guard lock(out_mu_);
+  dropped_out_ += out_.size();
+  out_.clear();
+  if (dropped_out_ > 0) {
+    CROSVM_LOG(WARNING) << name_ << ": " << dropped_out_
+                        << " bytes of guest output were dropped (the output did not keep up)";
+  }
+}
+
+bool Serial::Flush(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(out_mu_);
+  return flushed_cv_.wait_for(lock, timeout, [&] { return out_.empty() || fd_failed_; }) &&
+         out_.empty();
+}
+
+uint64_t Serial::dropped_output() const {
+  std::lock_guard lock(out_mu_);
+  return dropped_out_;
+}
+
+void Serial::WriterLoop() {
+  pthread_setname_np(pthread_self(), (name_ + " out").substr(0, 15).c_str());
+  std::vector<uint8_t> chunk;
+  std::unique_lock lock(out_mu_);
+  while (true) {
+    out_cv_.wait(lock, [&] { return stopping_ || !out_.empty(); });
+    if (out_.empty() || give_up_) return;
+    // At most a pipe buffer page at a time: after POLLOUT, such a write does not block.
+    size_t n = std::min<size_t>(out_.size(), 4096);
+    chunk.assign(out_.begin(), out_.begin() + static_cast<long>(n));
+    lock.unlock();
+    size_t done = WriteOut(chunk.data(), n);
+    lock.lock();
+    // The bytes leave the buffer only once written: what is buffered and in flight together
+    // never exceeds kMaxBufferedOutput, and what is kept stays in order.
+    out_.erase(out_.begin(), out_.begin() + static_cast<long>(n));
+    dropped_out_ += n - done;
+    if (fd_failed_) {
+      dropped_out_ += out_.size();
+      out_.clear();
+    }
+    if (dropped_out_ > dropped_out_logged_) {
+      auto now = std::chrono::steady_clock::now();
+      if (last_drop_log_ == std::chrono::steady_clock::time_point{} ||
+          now - last_drop_log_ >= std::chrono::seconds(30)) {
+        // Logged from this thread, never from the vCPU's: stderr may block as well.
+        uint64_t total = dropped_out_;
+        last_drop_log_ = now;
+        dropped_out_logged_ = total;
+        lock.unlock();
+        CROSVM_LOG(WARNING) << name_ << ": the output does not keep up with the guest; " << total
+                            << " bytes dropped so far";
+        lock.lock();
+      }
+    }
+    if (out_.empty() || fd_failed_) flushed_cv_.notify_all();
+  }
+}
+
+size_t Serial::WriteOut(const uint8_t* data, size_t len) {
+  size_t done = 0;
+  while (done < len) {
+    pollfd p{out_fd_, POLLOUT, 0};
+    int r = poll(&p, 1, 50);
+    if (r < 0 && errno != EINTR) break;
+    if (r <= 0 || !(p.revents & (POLLOUT | POLLERR | POLLHUP))) {
+      std::lock_guard lock(out_mu_);
+      if (give_up_) break;
+      continue;
+    }
+    ssize_t n = ::write(out_fd_, data + done, len - done);
+    if (n > 0) {
+      done += static_cast<size_t>(n);
+    } else if (n < 0 && errno != EINTR && errno != EAGAIN) {
+      std::lock_guard lock(out_mu_);
+      fd_failed_ = true;
+      break;
+    }
+  }
+  return done;
+}
 
 void Serial::Read(uint64_t offset, std::span<uint8_t> data) {
   bool raise = false;
@@ -171,9 +274,17 @@ void Serial::WriteRegister(uint64_t offset, uint8_t value) {
 
 void Serial::Transmit(uint8_t byte) {
   if (out_fd_ < 0) return;
-  // Console output must not be lost to a signal or a short write.
-  while (::write(out_fd_, &byte, 1) < 0 && errno == EINTR) {
+  // On the vCPU thread: never wait for the fd. A full buffer (or a failed fd) drops the byte.
+  {
+    std::lock_guard lock(out_mu_);
+    if (out_.size() >= kMaxBufferedOutput || fd_failed_ || stopping_) {
+      ++dropped_out_;
+      return;
+    }
+    out_.push_back(byte);
+    if (out_.size() > 1) return;  // the writer is awake already
   }
+  out_cv_.notify_one();
 }
 
 }  // namespace crosvm::devices

@@ -71,17 +71,30 @@ bool MsixConfig::MaskedLocked(const Vector& v) const {
   return (control_ & kMsixFunctionMask) || (v.control & kMsixVectorMasked);
 }
 
-void MsixConfig::FireLocked(Vector& v) {
+bool MsixConfig::SyncRouteLocked(Vector& v) {
+  if (router_ == nullptr) return true;
   uint64_t addr = (static_cast<uint64_t>(v.addr_hi) << 32) | v.addr_lo;
-  if (router_ != nullptr && (!v.routed || v.routed_addr != addr || v.routed_data != v.data)) {
-    auto s = router_->SetMsiRoute(v.gsi, addr, v.data);
-    if (!s.ok()) {
-      CROSVM_LOG(ERROR) << name_ << ": cannot route MSI-X vector: " << s.error().ToString();
-      return;
-    }
-    v.routed = true;
-    v.routed_addr = addr;
-    v.routed_data = v.data;
+  if (v.routed && v.routed_addr == addr && v.routed_data == v.data) return true;
+  auto s = router_->SetMsiRoute(v.gsi, addr, v.data);
+  if (!s.ok()) {
+    v.routed = false;
+    log_.Log(base::LogLevel::kError, __FILE__, __LINE__,
+             name_ + ": cannot route MSI-X vector: " + s.error().ToString());
+    return false;
+  }
+  v.routed = true;
+  v.routed_addr = addr;
+  v.routed_data = v.data;
+  return true;
+}
+
+void MsixConfig::FireLocked(Vector& v) {
+  // The route was installed when the guest programmed the entry; only a failed (or never
+  // attempted) installation is retried here.
+  uint64_t addr = (static_cast<uint64_t>(v.addr_hi) << 32) | v.addr_lo;
+  if (router_ != nullptr && (!v.routed || v.routed_addr != addr || v.routed_data != v.data) &&
+      !SyncRouteLocked(v)) {
+    return;
   }
   (void)v.evt.Write();
 }
@@ -89,7 +102,8 @@ void MsixConfig::FireLocked(Vector& v) {
 void MsixConfig::DeliverPendingLocked() {
   if (!(control_ & kMsixEnable)) return;
   for (auto& v : vectors_) {
-    if (v.pending && !MaskedLocked(v)) {
+    if (!MaskedLocked(v)) (void)SyncRouteLocked(v);
+    if (v.pending && bus_master_ && !MaskedLocked(v)) {
       v.pending = false;
       FireLocked(v);
     }
@@ -160,15 +174,22 @@ void MsixConfig::WriteTable(uint64_t offset, std::span<const uint8_t> data) {
       case 12: {
         bool was_masked = v.control & kMsixVectorMasked;
         v.control = value & kMsixVectorMasked;  // the other bits are reserved
-        if (was_masked && !(v.control & kMsixVectorMasked) && v.pending &&
-            (control_ & kMsixEnable) && !MaskedLocked(v)) {
-          v.pending = false;
-          FireLocked(v);
+        if (was_masked && !(v.control & kMsixVectorMasked) && (control_ & kMsixEnable) &&
+            !MaskedLocked(v)) {
+          (void)SyncRouteLocked(v);
+          if (v.pending && bus_master_) {
+            v.pending = false;
+            FireLocked(v);
+          }
         }
         break;
       }
     }
   }
+  // An entry rewritten while live (unmasked, MSI-X on): its route follows now, once per table
+  // write, rather than at its next interrupt.
+  Vector& v = vectors_[offset / kMsixEntrySize];
+  if ((control_ & kMsixEnable) && !MaskedLocked(v)) (void)SyncRouteLocked(v);
 }
 
 void MsixConfig::ReadPba(uint64_t offset, std::span<uint8_t> data) {
@@ -184,11 +205,18 @@ void MsixConfig::ReadPba(uint64_t offset, std::span<uint8_t> data) {
   }
 }
 
+void MsixConfig::SetBusMaster(bool enabled) {
+  std::lock_guard lock(mu_);
+  bool was = bus_master_;
+  bus_master_ = enabled;
+  if (enabled && !was) DeliverPendingLocked();
+}
+
 bool MsixConfig::Signal(uint16_t vector) {
   std::lock_guard lock(mu_);
   if (!(control_ & kMsixEnable) || vector >= vectors_.size()) return false;
   Vector& v = vectors_[vector];
-  if (MaskedLocked(v)) {
+  if (MaskedLocked(v) || !bus_master_) {
     v.pending = true;
   } else {
     FireLocked(v);

@@ -1,6 +1,12 @@
 // MSI-X (PCI Local Bus Spec 3.0, 6.8.2): the capability's message control, the vector table
 // and the pending-bit array that live in a BAR, and delivery of each vector through an irqfd
 // whose GSI is routed (by the VM's GsiRouter) to the MSI message the guest programmed.
+//
+// Routes are installed when the guest programs the table (an entry written while unmasked,
+// an entry unmasked, MSI-X enabled), never when a vector fires: KVM_SET_GSI_ROUTING replaces
+// the whole table, and an interrupt must cost one eventfd write, whatever the guest writes
+// into the table. Anything that writes a vector's irqfd directly (vhost, a sandboxed device)
+// can rely on the route being current while the vector is unmasked.
 #pragma once
 
 #include <cstdint>
@@ -12,6 +18,7 @@
 
 #include "base/error.h"
 #include "base/eventfd.h"
+#include "base/rate_limited_log.h"
 #include "devices/pci/gsi_router.h"
 #include "devices/pci/vm_control.h"
 
@@ -57,6 +64,11 @@ class MsixConfig {
   // not exist: the caller then falls back to INTx.
   bool Signal(uint16_t vector);
 
+  // The PCI command register's Bus Master Enable: an MSI is a memory write, so while it is
+  // clear vectors only become pending; they are delivered once it is set again (and the
+  // vector unmasked). True until the owner says otherwise.
+  void SetBusMaster(bool enabled);
+
   // For tests.
   int vector_fd(uint16_t vector) const { return vectors_[vector].evt.fd(); }
   bool pending(uint16_t vector) const;
@@ -76,6 +88,8 @@ class MsixConfig {
   MsixConfig(VmControl* vm, GsiRouter* router, std::string name)
       : vm_(vm), router_(router), name_(std::move(name)) {}
   bool MaskedLocked(const Vector& v) const;
+  // Installs the route for v's current message if it is not installed; false on failure.
+  bool SyncRouteLocked(Vector& v);
   void FireLocked(Vector& v);
   void DeliverPendingLocked();
 
@@ -85,7 +99,9 @@ class MsixConfig {
   mutable std::mutex mu_;
   std::vector<Vector> vectors_;
   uint16_t control_ = 0;
+  bool bus_master_ = true;
   bool logged_enable_ = false;
+  base::RateLimitedLog log_;
 };
 
 }  // namespace crosvm::devices::pci

@@ -135,26 +135,36 @@ base::Result<uint8_t> PciRoot::AddDevice(std::shared_ptr<PciDevice> device,
   return slot;
 }
 
-uint32_t PciRoot::ReadConfig(uint8_t bus, uint8_t dev, uint8_t fn, size_t reg) {
-  if (bus != 0 || fn != 0 || reg >= kConfigSize / 4) return 0xffffffff;
+std::shared_ptr<PciDevice> PciRoot::Device(uint8_t dev) {
   std::lock_guard lock(mu_);
   auto it = slots_.find(dev);
-  if (it == slots_.end()) return 0xffffffff;
-  return it->second.device->ReadConfigRegister(reg);
+  return it == slots_.end() ? nullptr : it->second.device;
+}
+
+// The device is called without the root lock: a configuration access can take long (a virtio
+// reset through the VIRTIO_PCI_CAP_PCI_CFG window stops the device's worker), and the other
+// vCPUs' accesses to other devices must not wait behind it.
+uint32_t PciRoot::ReadConfig(uint8_t bus, uint8_t dev, uint8_t fn, size_t reg) {
+  if (bus != 0 || fn != 0 || reg >= kConfigSize / 4) return 0xffffffff;
+  auto device = Device(dev);
+  if (!device) return 0xffffffff;
+  return device->ReadConfigRegister(reg);
 }
 
 void PciRoot::WriteConfig(uint8_t bus, uint8_t dev, uint8_t fn, size_t reg, size_t offset,
                           std::span<const uint8_t> data) {
   if (bus != 0 || fn != 0 || reg >= kConfigSize / 4) return;
-  std::lock_guard lock(mu_);
-  auto it = slots_.find(dev);
-  if (it == slots_.end()) return;
-  it->second.device->WriteConfigRegister(reg, offset, data);
-  // The command register (decode enables) or a BAR changed: the bus mappings follow.
+  auto device = Device(dev);
+  if (!device) return;
+  device->WriteConfigRegister(reg, offset, data);
+  // The command register (decode enables) or a BAR changed: the bus mappings follow. They are
+  // recomputed from the device's registers under the lock, so concurrent writers converge.
   constexpr size_t kCommandReg = kCommand / 4;
   constexpr size_t kFirstBarReg = kBar0 / 4;
   if (reg == kCommandReg || (reg >= kFirstBarReg && reg < kFirstBarReg + kNumBars)) {
-    UpdateMappingsLocked(dev, it->second);
+    std::lock_guard lock(mu_);
+    auto it = slots_.find(dev);
+    if (it != slots_.end()) UpdateMappingsLocked(dev, it->second);
   }
 }
 
@@ -186,9 +196,9 @@ void PciRoot::UpdateMappingsLocked(uint8_t slot_index, Slot& slot) {
     auto status = bus->Insert(std::make_shared<BarDevice>(slot.device, bar.index), *want, bar.size);
     if (!status.ok()) {
       // The guest placed the BAR over something else: it does not decode there.
-      CROSVM_LOG(WARNING) << "PCI 00:" << std::hex << int{slot_index} << std::dec << ".0 BAR"
-                          << bar.index << " at " << Hex(*want)
-                          << " is not mapped: " << status.error().ToString();
+      CROSVM_LOG_RATE_LIMITED(log_, WARNING)
+          << "PCI 00:" << std::hex << int{slot_index} << std::dec << ".0 BAR" << bar.index << " at "
+          << Hex(*want) << " is not mapped: " << status.error().ToString();
       continue;
     }
     mapped = want;

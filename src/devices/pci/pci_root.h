@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "base/rate_limited_log.h"
 #include "devices/bus.h"
 #include "devices/pci/address_allocator.h"
 #include "devices/pci/pci_device.h"
@@ -66,6 +67,7 @@ class PciRoot {
     std::array<std::optional<uint64_t>, kNumBars> mapped;
   };
   class ConfigIo;
+  std::shared_ptr<PciDevice> Device(uint8_t dev);
   void UpdateMappingsLocked(uint8_t slot_index, Slot& slot);
   void UnmapLocked(Slot& slot, const BarInfo& bar);
 
@@ -75,6 +77,7 @@ class PciRoot {
   std::map<uint8_t, Slot> slots_;
   std::vector<IntxRoute> intx_routes_;
   std::shared_ptr<BusDevice> config_io_;
+  base::RateLimitedLog log_;  // the guest places BARs: what it gets wrong is rate-limited
 };
 
 }  // namespace crosvm::devices::pci

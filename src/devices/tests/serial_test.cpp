@@ -5,9 +5,13 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
+#include <csignal>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace crosvm::devices {
@@ -49,6 +53,7 @@ class SerialTest : public ::testing::Test {
   }
   // Everything written to the output fd so far.
   std::string Output() {
+    EXPECT_TRUE(serial_->Flush());
     std::string out;
     char buf[256];
     ssize_t n;
@@ -361,9 +366,74 @@ TEST(SerialNoOutputTest, NoInterruptCallbackIsAllowed) {
   s.Write(Serial::kIer, {&v, 1});
   v = 'q';
   s.Write(Serial::kData, {&v, 1});
+  EXPECT_TRUE(s.Flush());
   char c = 0;
   EXPECT_EQ(read(fds[0], &c, 1), 1);
   EXPECT_EQ(c, 'q');
+  close(fds[0]);
+  close(fds[1]);
+}
+
+// The guest writes 1 MiB to a console nobody reads: no THR write waits for the fd, the bytes
+// that do not fit are dropped and counted, and what is kept is the output's beginning, in
+// order, flushed when the port goes away.
+TEST(SerialOutputTest, BlockedOutputNeverBlocksTheGuest) {
+  signal(SIGPIPE, SIG_IGN);
+  int fds[2];
+  ASSERT_EQ(pipe2(fds, O_CLOEXEC), 0);  // a blocking pipe, as a stdout would be
+  auto serial = std::make_unique<Serial>("com1", fds[1], nullptr);
+  constexpr size_t kTotal = 1 << 20;
+  auto byte_at = [](size_t i) { return static_cast<uint8_t>((i * 7 + i / 251) & 0xff); };
+  std::atomic<bool> done{false};
+  std::thread guest([&] {
+    for (size_t i = 0; i < kTotal; ++i) {
+      uint8_t b = byte_at(i);
+      serial->Write(Serial::kData, {&b, 1});
+    }
+    done = true;
+  });
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!done && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  bool finished = done;
+  if (!finished) close(fds[0]);  // unblock a guest stuck in write(2) (EPIPE), then fail
+  guest.join();
+  ASSERT_TRUE(finished) << "a THR write blocked on the unread pipe";
+  uint64_t dropped = serial->dropped_output();
+  EXPECT_GT(dropped, 0u);
+  EXPECT_LT(dropped, kTotal);
+
+  // Now someone reads: what was kept comes out, then EOF once the port is gone.
+  std::string kept;
+  std::thread reader([&] {
+    char buf[4096];
+    ssize_t n;
+    while ((n = read(fds[0], buf, sizeof(buf))) > 0) kept.append(buf, static_cast<size_t>(n));
+  });
+  serial.reset();  // flushes
+  close(fds[1]);
+  reader.join();
+  close(fds[0]);
+  ASSERT_EQ(kept.size(), kTotal - dropped) << "kept + dropped = written";
+  for (size_t i = 0; i < kept.size(); ++i) {
+    ASSERT_EQ(static_cast<uint8_t>(kept[i]), byte_at(i)) << "at " << i;
+  }
+}
+
+// A port whose fd never drains still goes away in bounded time, counting what it dropped.
+TEST(SerialOutputTest, DestructionDoesNotHangOnABlockedFd) {
+  int fds[2];
+  ASSERT_EQ(pipe2(fds, O_CLOEXEC), 0);
+  auto serial = std::make_unique<Serial>("com1", fds[1], nullptr);
+  for (size_t i = 0; i < 200000; ++i) {
+    uint8_t b = 'x';
+    serial->Write(Serial::kData, {&b, 1});
+  }
+  auto start = std::chrono::steady_clock::now();
+  serial.reset();
+  EXPECT_LT(std::chrono::steady_clock::now() - start,
+            Serial::kFlushTimeout + std::chrono::seconds(1));
   close(fds[0]);
   close(fds[1]);
 }

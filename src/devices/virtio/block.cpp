@@ -40,6 +40,20 @@ uint32_t BlockRequestHandler::Handle(const memory::GuestMemory& mem, const Descr
   uint8_t* status_ptr = mem.HostAddress(last.addr + last.len - 1, 1);
   if (status_ptr == nullptr) return 0;
   const uint64_t data_writable = chain.writable_bytes - 1;
+  // seg_max counts data segments: the header and the status descriptor come on top. A driver
+  // that negotiated SIZE_MAX / SEG_MAX never exceeds them; one that did not is held to them all
+  // the same (the spec lets the device refuse what it cannot do), so no request costs more
+  // than kSegMax * kSizeMax bytes of I/O.
+  bool over_limit = chain.descriptors.size() > BlkLimits::kSegMax + 2;
+  for (const Descriptor& d : chain.descriptors) over_limit |= d.len > BlkLimits::kSizeMax;
+  if (over_limit) {
+    over_limit_.fetch_add(1);
+    log_.Warn("virtio-blk: request of " + std::to_string(chain.descriptors.size()) +
+              " segments beyond seg_max " + std::to_string(BlkLimits::kSegMax) + " or size_max " +
+              std::to_string(BlkLimits::kSizeMax) + "; refused");
+    *status_ptr = kBlkSIoErr;
+    return 1;
+  }
 
   ChainReader reader(mem, chain);
   ChainWriter writer(mem, chain, data_writable);
@@ -213,7 +227,9 @@ base::Status BlockDevice::Activate(ActivateContext ctx) {
   // A driver that did not accept VIRTIO_BLK_F_FLUSH gets a write-through device.
   const bool write_through = !(ctx.features & Bit(kBlkFFlush));
   if (write_through && !disk_->ReadOnly()) {
-    CROSVM_LOG(INFO) << name_ << ": the driver did not negotiate FLUSH: writes are write-through";
+    // The driver can reset and activate the device as often as it likes: rate-limited.
+    CROSVM_LOG_RATE_LIMITED(activation_log_, INFO)
+        << name_ << ": the driver did not negotiate FLUSH: writes are write-through";
   }
   auto handler = std::make_shared<BlockRequestHandler>(disk_.get(), serial_, write_through);
   CROSVM_ASSIGN_OR_RETURN(worker_, StartSingleQueueWorker(name_, std::move(ctx),

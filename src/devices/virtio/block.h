@@ -5,6 +5,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -53,7 +54,10 @@ struct BlkDiscardWriteZeroes {
 };
 static_assert(sizeof(BlkDiscardWriteZeroes) == 16);
 
-// The limits the device advertises (and enforces) in its configuration space.
+// The limits the device advertises (and enforces) in its configuration space. A request with
+// more than kSegMax data segments, or a segment larger than kSizeMax, is answered
+// VIRTIO_BLK_S_IOERR without touching the disk: one request moves at most
+// kSegMax * kSizeMax bytes.
 struct BlkLimits {
   static constexpr uint32_t kQueueSize = 256;
   static constexpr uint32_t kSegMax = kQueueSize - 2;  // header and status take two
@@ -76,6 +80,8 @@ class BlockRequestHandler {
   // when the chain has no room for a status byte.
   uint32_t Handle(const memory::GuestMemory& mem, const DescriptorChain& chain);
   bool read_only() const { return read_only_; }
+  // Requests refused for breaking the advertised seg_max / size_max limits.
+  uint64_t over_limit_requests() const { return over_limit_.load(); }
 
  private:
   uint8_t DoDiscardOrWriteZeroes(uint32_t type, ChainReader& reader);
@@ -86,6 +92,7 @@ class BlockRequestHandler {
   bool write_through_;
   uint64_t capacity_bytes_;  // the disk size rounded down to whole sectors
   RateLimitedLog log_;
+  std::atomic<uint64_t> over_limit_{0};
 };
 
 class BlockDevice : public VirtioDevice {
@@ -111,6 +118,7 @@ class BlockDevice : public VirtioDevice {
   std::string serial_;
   std::array<uint8_t, 60> config_{};  // struct virtio_blk_config
   std::unique_ptr<Worker> worker_;
+  RateLimitedLog activation_log_{2, std::chrono::seconds(60)};
 };
 
 // A GET_ID serial for the file at `path`: its device and inode numbers in hex, 20 characters

@@ -44,6 +44,11 @@ class Interrupt {
   int resample_fd() const { return resample_.fd(); }
   // The PCI command register's Interrupt Disable bit.
   void SetIntxDisabled(bool disabled);
+  // The PCI command register's Bus Master Enable bit: while clear the device does no DMA
+  // (workers leave the queues alone) and sends no MSI (MSI-X vectors go pending). True until
+  // the transport says otherwise.
+  void SetBusMaster(bool enabled) { bus_master_.store(enabled); }
+  bool bus_master() const { return bus_master_.load(); }
 
   void set_config_vector(uint16_t v) { config_vector_.store(v); }
   uint16_t config_vector() const { return config_vector_.load(); }
@@ -62,6 +67,7 @@ class Interrupt {
   uint32_t gsi_ = 0;
   std::atomic<uint8_t> isr_{0};
   std::atomic<bool> intx_disabled_{false};
+  std::atomic<bool> bus_master_{true};
   std::atomic<bool> needs_reset_{false};
   std::atomic<uint16_t> config_vector_{0xffff};
 };

@@ -317,23 +317,4 @@ bool ChainWriter::Write(std::span<const uint8_t> data) {
   });
 }
 
-void RateLimitedLog::Warn(const std::string& message) {
-  auto now = std::chrono::steady_clock::now();
-  if (now - window_start_ >= period_) {
-    window_start_ = now;
-    in_window_ = 0;
-  }
-  if (in_window_ >= burst_) {
-    ++suppressed_;
-    return;
-  }
-  ++in_window_;
-  if (suppressed_ > 0) {
-    CROSVM_LOG(WARNING) << message << " (" << suppressed_ << " similar messages suppressed)";
-    suppressed_ = 0;
-  } else {
-    CROSVM_LOG(WARNING) << message;
-  }
-}
-
 }  // namespace crosvm::devices::virtio

@@ -9,7 +9,6 @@
 #pragma once
 
 #include <atomic>
-#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <span>
@@ -17,6 +16,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "base/rate_limited_log.h"
 #include "memory/guest_memory.h"
 
 namespace crosvm::devices::virtio {
@@ -158,19 +158,7 @@ class ChainWriter {
   uint64_t written_ = 0;
 };
 
-// At most `burst` messages per `period`; the number suppressed is reported with the next one.
-class RateLimitedLog {
- public:
-  explicit RateLimitedLog(int burst = 10, std::chrono::seconds period = std::chrono::seconds(10))
-      : burst_(burst), period_(period) {}
-  void Warn(const std::string& message);
-
- private:
-  int burst_;
-  std::chrono::seconds period_;
-  std::chrono::steady_clock::time_point window_start_{};
-  int in_window_ = 0;
-  uint64_t suppressed_ = 0;
-};
+// Guest-triggered log lines are rate-limited (base/rate_limited_log.h).
+using RateLimitedLog = base::RateLimitedLog;
 
 }  // namespace crosvm::devices::virtio

@@ -25,7 +25,7 @@ uint64_t RngDevice::Features() const {
 }
 
 uint32_t RngDevice::FillChain(const memory::GuestMemory& mem, const DescriptorChain& chain) {
-  ChainWriter w(mem, chain);
+  ChainWriter w(mem, chain, kMaxBytesPerChain);
   w.Produce(w.remaining(), [](uint8_t* p, size_t len) {
     while (len > 0) {
       ssize_t n = getrandom(p, len, 0);

@@ -1,5 +1,5 @@
 // virtio-rng (virtio 1.1, 5.4): one request queue; every device-writable buffer the driver
-// offers is filled with bytes from the host's getrandom().
+// offers is filled with bytes from the host's getrandom(), up to a cap per chain.
 #pragma once
 
 #include <atomic>
@@ -14,6 +14,9 @@ namespace crosvm::devices::virtio {
 class RngDevice : public VirtioDevice {
  public:
   static constexpr uint16_t kQueueSize = 256;
+  // The most bytes one chain gets: a chain may declare 256 buffers as large as guest RAM, and
+  // the driver is told how much it got (the used length), so it simply asks again.
+  static constexpr uint64_t kMaxBytesPerChain = 64 * 1024;
 
   RngDevice() = default;
   ~RngDevice() override;
@@ -26,7 +29,8 @@ class RngDevice : public VirtioDevice {
   base::Status Activate(ActivateContext ctx) override;
   void Reset() override;
 
-  // Fills every device-writable buffer of `chain`; returns the bytes written.
+  // Fills the device-writable buffers of `chain` front to back, at most kMaxBytesPerChain
+  // bytes; returns the bytes written.
   static uint32_t FillChain(const memory::GuestMemory& mem, const DescriptorChain& chain);
 
   uint64_t requests_served() const { return requests_.load(); }

@@ -2,6 +2,7 @@
 // does feature negotiation, the status machine, queue configuration and interrupts.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <span>
@@ -42,20 +43,32 @@ class VirtioDevice {
   virtual void Reset() = 0;
 };
 
-// Pops every available chain of `queue`, answers each with `handle` (which returns the used
-// length), re-arms notifications and interrupts the driver if it asked for it. Invalid chains
-// are logged (rate-limited) and given back with length 0; a broken ring sets
-// DEVICE_NEEDS_RESET. Returns the number of chains handled.
+// How much one wake-up of a worker may do before it yields: a guest (a second vCPU refilling the
+// ring) must not keep a worker busy forever, and a reset or shutdown must not wait behind it.
+struct DrainBudget {
+  size_t max_chains = 64;
+  uint64_t max_bytes = uint64_t{16} << 20;  // buffer bytes the chains declare, read or written
+};
+
+// Pops available chains of `queue`, answers each with `handle` (which returns the used length),
+// and interrupts the driver if it asked for it. Invalid chains are logged (rate-limited) and
+// given back with length 0; a broken ring sets DEVICE_NEEDS_RESET. Stops early when `*stop`
+// becomes true (checked between chains) or `budget` is spent; `*more` (if given) then says
+// whether chains are left, and the caller must reschedule itself (the worker writes the queue's
+// eventfd). Otherwise re-arms notifications. Returns the number of chains handled.
 size_t DrainQueue(const std::string& name, Queue& queue, Interrupt& interrupt, RateLimitedLog& log,
-                  const std::function<uint32_t(const DescriptorChain&)>& handle);
+                  const std::function<uint32_t(const DescriptorChain&)>& handle,
+                  const std::atomic<bool>* stop = nullptr, DrainBudget budget = {},
+                  bool* more = nullptr);
 
 class Worker;
 
 // Starts a worker thread serving queue 0 of `ctx`: each available chain goes to `handle`,
-// which returns the used length. The INTx resample fd is served too. Fails if queue 0 was not
-// enabled by the driver.
+// which returns the used length, at most `budget` per wake-up. The INTx resample fd is served
+// too. Fails if queue 0 was not enabled by the driver.
 base::Result<std::unique_ptr<Worker>> StartSingleQueueWorker(
     const std::string& name, ActivateContext ctx,
-    std::function<uint32_t(const memory::GuestMemory&, const DescriptorChain&)> handle);
+    std::function<uint32_t(const memory::GuestMemory&, const DescriptorChain&)> handle,
+    DrainBudget budget = {});
 
 }  // namespace crosvm::devices::virtio

@@ -3,7 +3,9 @@
 #include <sys/eventfd.h>
 
 #include <bit>
+#include <chrono>
 #include <cstring>
+#include <thread>
 
 #include "base/logging.h"
 #include "base/strings.h"
@@ -111,6 +113,9 @@ base::Status VirtioPciDevice::Init(pci::GsiRouter* router, bool use_msix) {
     }
   }
   CROSVM_ASSIGN_OR_RETURN(interrupt_, Interrupt::Create(msix_.get()));
+  // The command register resets to 0: no bus mastering until the driver enables it.
+  interrupt_->SetBusMaster(false);
+  if (msix_) msix_->SetBusMaster(false);
 
   CROSVM_RETURN_IF_ERROR(config_.AddBar(pci::BarInfo{
       .index = kBarIndex, .type = pci::BarType::kMem64, .size = kBar0Size, .prefetchable = false}));
@@ -147,10 +152,21 @@ VirtioPciDevice::~VirtioPciDevice() {
 }
 
 void VirtioPciDevice::Shutdown() {
-  std::lock_guard lock(mu_);
+  std::unique_lock lock(mu_);
+  while (resetting_) {
+    // A vCPU is stopping the device: let it finish (bounded: the worker checks its stop
+    // flag between requests).
+    lock.unlock();
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    lock.lock();
+  }
   if (active_) {
-    device_->Reset();
     active_ = false;
+    resetting_ = true;
+    lock.unlock();
+    device_->Reset();
+    lock.lock();
+    resetting_ = false;
   }
   UnregisterIoeventfds();
 }
@@ -167,10 +183,16 @@ base::Status VirtioPciDevice::AssignIntx(uint32_t gsi) {
 
 uint32_t VirtioPciDevice::ReadConfigRegister(size_t reg) {
   if (pci_cfg_cap_ != 0 && reg == (pci_cfg_cap_ + 16u) / 4) {
-    // pci_cfg_data: read cap.length bytes of the BAR at cap.offset.
-    uint8_t bar = config_.ReadByte(pci_cfg_cap_ + 4u);
-    uint32_t offset = config_.ReadDword(pci_cfg_cap_ + 8u);
-    uint32_t length = config_.ReadDword(pci_cfg_cap_ + 12u);
+    // pci_cfg_data: read cap.length bytes of the BAR at cap.offset (without cfg_mu_: the BAR
+    // access takes the device's own locks).
+    uint8_t bar;
+    uint32_t offset, length;
+    {
+      std::lock_guard lock(cfg_mu_);
+      bar = config_.ReadByte(pci_cfg_cap_ + 4u);
+      offset = config_.ReadDword(pci_cfg_cap_ + 8u);
+      length = config_.ReadDword(pci_cfg_cap_ + 12u);
+    }
     uint8_t buf[4] = {0, 0, 0, 0};
     if (bar == kBarIndex && (length == 1 || length == 2 || length == 4) && offset % length == 0 &&
         offset < kBar0Size) {
@@ -178,31 +200,59 @@ uint32_t VirtioPciDevice::ReadConfigRegister(size_t reg) {
     }
     uint32_t v;
     std::memcpy(&v, buf, 4);
+    std::lock_guard lock(cfg_mu_);
     config_.SetDword(pci_cfg_cap_ + 16u, v);
+    return config_.ReadRegister(reg);
   }
+  std::lock_guard lock(cfg_mu_);
   return config_.ReadRegister(reg);
 }
 
 void VirtioPciDevice::WriteConfigRegister(size_t reg, size_t offset,
                                           std::span<const uint8_t> data) {
-  config_.WriteRegister(reg, offset, data);
-  if (reg == pci::kCommand / 4) {
-    interrupt_->SetIntxDisabled(config_.command() & pci::kCommandIntxDisable);
-  }
-  if (msix_cap_ != 0 && reg == msix_cap_ / 4u) {
-    msix_->SetMessageControl(config_.ReadWord(msix_cap_ + 2u));
-  }
-  if (pci_cfg_cap_ != 0 && reg == (pci_cfg_cap_ + 16u) / 4) {
-    uint8_t bar = config_.ReadByte(pci_cfg_cap_ + 4u);
-    uint32_t bar_offset = config_.ReadDword(pci_cfg_cap_ + 8u);
-    uint32_t length = config_.ReadDword(pci_cfg_cap_ + 12u);
-    if (bar == kBarIndex && (length == 1 || length == 2 || length == 4) &&
-        bar_offset % length == 0 && bar_offset < kBar0Size) {
-      uint8_t buf[4];
-      uint32_t v = config_.ReadDword(pci_cfg_cap_ + 16u);
-      std::memcpy(buf, &v, 4);
-      WriteBar(bar, bar_offset, {buf, length});
+  uint16_t command = 0, msix_control = 0;
+  bool window = false;
+  uint8_t bar = 0;
+  uint32_t bar_offset = 0, length = 0, window_value = 0;
+  {
+    std::lock_guard lock(cfg_mu_);
+    config_.WriteRegister(reg, offset, data);
+    command = config_.command();
+    if (msix_cap_ != 0) msix_control = config_.ReadWord(msix_cap_ + 2u);
+    if (pci_cfg_cap_ != 0 && reg == (pci_cfg_cap_ + 16u) / 4) {
+      window = true;
+      bar = config_.ReadByte(pci_cfg_cap_ + 4u);
+      bar_offset = config_.ReadDword(pci_cfg_cap_ + 8u);
+      length = config_.ReadDword(pci_cfg_cap_ + 12u);
+      window_value = config_.ReadDword(pci_cfg_cap_ + 16u);
     }
+  }
+  if (reg == pci::kCommand / 4) CommandChanged(command);
+  if (msix_cap_ != 0 && reg == msix_cap_ / 4u) msix_->SetMessageControl(msix_control);
+  if (window && bar == kBarIndex && (length == 1 || length == 2 || length == 4) &&
+      bar_offset % length == 0 && bar_offset < kBar0Size) {
+    uint8_t buf[4];
+    std::memcpy(buf, &window_value, 4);
+    WriteBar(bar, bar_offset, {buf, length});
+  }
+}
+
+void VirtioPciDevice::CommandChanged(uint16_t command) {
+  interrupt_->SetIntxDisabled(command & pci::kCommandIntxDisable);
+  const bool master = command & pci::kCommandMaster;
+  bool kick = false;
+  {
+    std::lock_guard lock(mu_);
+    kick = master && !bus_master_ && active_;
+    bus_master_ = master;
+    // Order: the worker sees bus mastering on before it is kicked; MSI-X delivers what went
+    // pending while it was off.
+    interrupt_->SetBusMaster(master);
+  }
+  if (msix_) msix_->SetBusMaster(master);
+  if (kick) {
+    // Requests the driver queued while bus mastering was off are picked up now.
+    for (auto& evt : queue_evts_) (void)evt.Write();
   }
 }
 
@@ -315,10 +365,11 @@ void VirtioPciDevice::WriteCommon(uint64_t offset, std::span<const uint8_t> data
   if (!field) return;
   const uint64_t v = LoadLe(data);
   const uint64_t within = field->second;
-  std::lock_guard lock(mu_);
+  std::unique_lock lock(mu_);
   Queue* q = SelectedQueue();
-  // Queue configuration is frozen while the device runs, and per queue once it is enabled.
-  const bool queue_writable = q != nullptr && !q->ready && !active_;
+  // Queue configuration is frozen while the device runs (or is being stopped), and per queue
+  // once it is enabled.
+  const bool queue_writable = q != nullptr && !q->ready && !active_ && !resetting_;
   auto valid_vector = [&](uint64_t vec) -> uint16_t {
     if (msix_ && vec < msix_->num_vectors()) return static_cast<uint16_t>(vec);
     return kNoVector;  // the driver reads NO_VECTOR back: the mapping failed
@@ -351,7 +402,7 @@ void VirtioPciDevice::WriteCommon(uint64_t offset, std::span<const uint8_t> data
       interrupt_->set_config_vector(valid_vector(v));
       break;
     case kDeviceStatus:
-      WriteStatus(static_cast<uint8_t>(v));
+      WriteStatus(static_cast<uint8_t>(v), lock);
       break;
     case kQueueSelect:
       queue_select_ = static_cast<uint16_t>(v);
@@ -359,20 +410,21 @@ void VirtioPciDevice::WriteCommon(uint64_t offset, std::span<const uint8_t> data
     case kQueueSize:
       if (!queue_writable) break;
       if (v == 0 || v > q->max_size() || !std::has_single_bit(v)) {
-        CROSVM_LOG(WARNING) << name_ << ": driver asked for queue size " << v << " (maximum "
-                            << q->max_size() << ", a power of two); ignored";
+        CROSVM_LOG_RATE_LIMITED(log_, WARNING)
+            << name_ << ": driver asked for queue size " << v << " (maximum " << q->max_size()
+            << ", a power of two); ignored";
         break;
       }
       q->size = static_cast<uint16_t>(v);
       break;
     case kQueueMsixVector:
-      if (q != nullptr && !active_) q->msix_vector = valid_vector(v);
+      if (q != nullptr && !active_ && !resetting_) q->msix_vector = valid_vector(v);
       break;
     case kQueueEnable:
       if (!queue_writable || v != 1) break;
       if (auto s = q->Validate(*mem_); !s.ok()) {
-        CROSVM_LOG(WARNING) << name_ << ": queue " << queue_select_
-                            << " not enabled: " << s.error().ToString();
+        CROSVM_LOG_RATE_LIMITED(log_, WARNING)
+            << name_ << ": queue " << queue_select_ << " not enabled: " << s.error().ToString();
         break;
       }
       q->ready = true;
@@ -391,34 +443,39 @@ void VirtioPciDevice::WriteCommon(uint64_t offset, std::span<const uint8_t> data
   }
 }
 
-void VirtioPciDevice::WriteStatus(uint8_t status) {
+void VirtioPciDevice::WriteStatus(uint8_t status, std::unique_lock<std::mutex>& lock) {
+  // While another vCPU stops the device, status writes are ignored; the driver sees the old
+  // status until the reset is complete (it polls for 0 after writing 0).
+  if (resetting_) return;
   if (status == 0) {
-    ResetLocked();
+    ResetLocked(lock);
     return;
   }
   status &= static_cast<uint8_t>(~kStatusNeedsReset);  // only the device sets that bit
   const uint8_t old = status_;
   if ((status & old) != old) {
-    CROSVM_LOG(WARNING) << name_ << ": driver tried to clear status bits (" << Hex(old) << " -> "
-                        << Hex(status) << "); ignored";
+    CROSVM_LOG_RATE_LIMITED(log_, WARNING) << name_ << ": driver tried to clear status bits ("
+                                           << Hex(old) << " -> " << Hex(status) << "); ignored";
     return;
   }
   if ((status & kStatusFeaturesOk) && !(old & kStatusFeaturesOk)) {
     uint64_t offered = OfferedFeatures();
     if (!(driver_features_ & Bit(kFeatureVersion1))) {
-      CROSVM_LOG(WARNING) << name_
-                          << ": driver did not accept VIRTIO_F_VERSION_1 (legacy drivers are not "
-                             "supported); FEATURES_OK refused";
+      CROSVM_LOG_RATE_LIMITED(log_, WARNING)
+          << name_
+          << ": driver did not accept VIRTIO_F_VERSION_1 (legacy drivers are not "
+             "supported); FEATURES_OK refused";
       status &= static_cast<uint8_t>(~kStatusFeaturesOk);
     } else if (driver_features_ & ~offered) {
-      CROSVM_LOG(WARNING) << name_ << ": driver accepted features " << Hex(driver_features_)
-                          << " beyond those offered " << Hex(offered) << "; FEATURES_OK refused";
+      CROSVM_LOG_RATE_LIMITED(log_, WARNING)
+          << name_ << ": driver accepted features " << Hex(driver_features_)
+          << " beyond those offered " << Hex(offered) << "; FEATURES_OK refused";
       status &= static_cast<uint8_t>(~kStatusFeaturesOk);
     }
   }
   if ((status & kStatusDriverOk) && !(old & kStatusDriverOk) && !active_) {
     if (!(status & kStatusFeaturesOk)) {
-      CROSVM_LOG(WARNING) << name_ << ": DRIVER_OK without FEATURES_OK; ignored";
+      CROSVM_LOG_RATE_LIMITED(log_, WARNING) << name_ << ": DRIVER_OK without FEATURES_OK; ignored";
       status &= static_cast<uint8_t>(~kStatusDriverOk);
     } else {
       ActivateContext ctx;
@@ -436,7 +493,8 @@ void VirtioPciDevice::WriteStatus(uint8_t status) {
       if (s.ok()) {
         active_ = true;
       } else {
-        CROSVM_LOG(ERROR) << name_ << ": cannot start the device: " << s.error().ToString();
+        CROSVM_LOG_RATE_LIMITED(log_, ERROR)
+            << name_ << ": cannot start the device: " << s.error().ToString();
         interrupt_->SetNeedsReset();
       }
     }
@@ -444,10 +502,17 @@ void VirtioPciDevice::WriteStatus(uint8_t status) {
   status_ = status;
 }
 
-void VirtioPciDevice::ResetLocked() {
+void VirtioPciDevice::ResetLocked(std::unique_lock<std::mutex>& lock) {
   if (active_) {
-    device_->Reset();  // joins the worker: nothing touches the old queues after this
     active_ = false;
+    resetting_ = true;
+    // Joins the worker (bounded: it checks its stop flag between requests): nothing touches
+    // the old queues after this. mu_ is released meanwhile, so that accesses from other vCPUs
+    // (status polls among them) are answered at once.
+    lock.unlock();
+    device_->Reset();
+    lock.lock();
+    resetting_ = false;
   }
   for (auto& q : queues_) q.Reset();
   device_feature_select_ = driver_feature_select_ = 0;
@@ -463,8 +528,10 @@ void VirtioPciDevice::RegisterIoeventfds(uint64_t bar_addr) {
     uint64_t addr = bar_addr + kNotifyOffset + kNotifyMultiplier * i;
     auto s = vm_->RegisterIoeventfd(queue_evts_[i].fd(), addr, 2, false, std::nullopt);
     if (!s.ok()) {
-      CROSVM_LOG(WARNING) << name_ << ": no ioeventfd for queue " << i << " at " << Hex(addr)
-                          << " (notifications go through VM exits): " << s.error().ToString();
+      // The guest moves the BAR as often as it likes: rate-limited.
+      CROSVM_LOG_RATE_LIMITED(log_, WARNING)
+          << name_ << ": no ioeventfd for queue " << i << " at " << Hex(addr)
+          << " (notifications go through VM exits): " << s.error().ToString();
     }
   }
   ioeventfd_base_ = bar_addr;

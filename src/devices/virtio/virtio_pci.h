@@ -87,10 +87,20 @@ class VirtioPciDevice : public pci::PciDevice {
   std::string DebugName() const override { return name_; }
   uint32_t ReadConfigRegister(size_t reg) override;
   void WriteConfigRegister(size_t reg, size_t offset, std::span<const uint8_t> data) override;
-  std::vector<pci::BarInfo> Bars() override { return config_.bars(); }
-  uint64_t BarAddress(int bar) override { return config_.BarAddress(bar); }
-  uint16_t Command() override { return config_.command(); }
+  std::vector<pci::BarInfo> Bars() override {
+    std::lock_guard lock(cfg_mu_);
+    return config_.bars();
+  }
+  uint64_t BarAddress(int bar) override {
+    std::lock_guard lock(cfg_mu_);
+    return config_.BarAddress(bar);
+  }
+  uint16_t Command() override {
+    std::lock_guard lock(cfg_mu_);
+    return config_.command();
+  }
   base::Status SetBarAddress(int bar, uint64_t addr) override {
+    std::lock_guard lock(cfg_mu_);
     return config_.SetBarAddress(bar, addr);
   }
   base::Status AssignIntx(uint32_t gsi) override;
@@ -116,8 +126,12 @@ class VirtioPciDevice : public pci::PciDevice {
 
   void ReadCommon(uint64_t offset, std::span<uint8_t> data);
   void WriteCommon(uint64_t offset, std::span<const uint8_t> data);
-  void WriteStatus(uint8_t status);
-  void ResetLocked();
+  void WriteStatus(uint8_t status, std::unique_lock<std::mutex>& lock);
+  // Stops the device and resets the transport state. Drops `lock` (mu_) while the device's
+  // worker is joined, so that other vCPUs' accesses to this device do not wait behind it.
+  void ResetLocked(std::unique_lock<std::mutex>& lock);
+  // The command register changed: Bus Master Enable and Interrupt Disable follow.
+  void CommandChanged(uint16_t command);
   Queue* SelectedQueue();
   uint64_t OfferedFeatures() const;
   void RegisterIoeventfds(uint64_t bar_addr);
@@ -127,6 +141,7 @@ class VirtioPciDevice : public pci::PciDevice {
   std::unique_ptr<VirtioDevice> device_;
   memory::GuestMemory* mem_;
   pci::VmControl* vm_;
+  mutable std::mutex cfg_mu_;  // config_ (never held while calling into the device)
   pci::PciConfiguration config_;
   std::unique_ptr<pci::MsixConfig> msix_;
   std::unique_ptr<Interrupt> interrupt_;
@@ -142,7 +157,11 @@ class VirtioPciDevice : public pci::PciDevice {
   uint8_t status_ = 0;
   uint16_t queue_select_ = 0;
   bool active_ = false;
-  std::optional<uint64_t> ioeventfd_base_;  // BAR0 address the ioeventfds are registered at
+  bool resetting_ = false;  // the device is being stopped with mu_ released
+  bool bus_master_ = false;
+  std::optional<uint64_t> ioeventfd_base_;
+  base::RateLimitedLog log_;  // everything the driver can get wrong  // BAR0 address the ioeventfds
+                              // are registered at
 };
 
 }  // namespace crosvm::devices::virtio

@@ -8,10 +8,12 @@
 
 namespace crosvm::devices::virtio {
 
-base::Result<std::unique_ptr<Worker>> Worker::Start(std::string name, std::vector<Source> sources) {
+base::Result<std::unique_ptr<Worker>> Worker::Start(std::string name, std::vector<Source> sources,
+                                                    std::shared_ptr<std::atomic<bool>> stop) {
+  if (!stop) stop = std::make_shared<std::atomic<bool>>(false);
   CROSVM_ASSIGN_OR_RETURN(auto kill, base::EventFd::Create(EFD_NONBLOCK));
   CROSVM_ASSIGN_OR_RETURN(auto loop, base::EventLoop::Create());
-  std::unique_ptr<Worker> w(new Worker(std::move(kill), std::move(loop)));
+  std::unique_ptr<Worker> w(new Worker(std::move(kill), std::move(loop), std::move(stop)));
   Worker* self = w.get();
   CROSVM_RETURN_IF_ERROR(
       self->loop_.Add(self->kill_.fd(), [self](uint32_t) { self->loop_.Quit(); }));
@@ -34,6 +36,7 @@ base::Result<std::unique_ptr<Worker>> Worker::Start(std::string name, std::vecto
 }
 
 Worker::~Worker() {
+  stop_->store(true);
   (void)kill_.Write();
   if (thread_.joinable()) thread_.join();
 }

@@ -3,6 +3,7 @@
 // vCPU thread. Destroying the Worker stops the loop and joins the thread.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
@@ -21,16 +22,21 @@ class Worker {
     int fd;  // a non-blocking eventfd; drained before its handler runs
     std::function<void()> handler;
   };
-  static base::Result<std::unique_ptr<Worker>> Start(std::string name, std::vector<Source> sources);
+  // `stop` (created if null) becomes true when the Worker is destroyed, before the kill
+  // eventfd is written: handlers that loop check it between units of work.
+  static base::Result<std::unique_ptr<Worker>> Start(
+      std::string name, std::vector<Source> sources,
+      std::shared_ptr<std::atomic<bool>> stop = nullptr);
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
 
  private:
-  Worker(base::EventFd kill, base::EventLoop loop)
-      : kill_(std::move(kill)), loop_(std::move(loop)) {}
+  Worker(base::EventFd kill, base::EventLoop loop, std::shared_ptr<std::atomic<bool>> stop)
+      : kill_(std::move(kill)), loop_(std::move(loop)), stop_(std::move(stop)) {}
   base::EventFd kill_;
   base::EventLoop loop_;
+  std::shared_ptr<std::atomic<bool>> stop_;
   std::thread thread_;
 };
 

@@ -171,5 +171,73 @@ TEST_F(MsixTest, RouterGsisAndRemoval) {
   EXPECT_EQ(vm.routing.size(), 24u + 16u);
 }
 
+// Routes are programmed when the guest writes the table, never when a vector fires: N
+// interrupts cost N eventfd writes and no KVM_SET_GSI_ROUTING.
+TEST_F(MsixTest, InterruptsNeverReprogramRoutes) {
+  Program(0, 0xfee00000, 0x41, true);
+  msix_->SetMessageControl(kMsixEnable);
+  int before = vm_.routing_updates;
+  W32(12, 0);  // unmask: the route goes in now
+  EXPECT_EQ(vm_.routing_updates, before + 1);
+  before = vm_.routing_updates;
+  for (int i = 0; i < 1000; ++i) ASSERT_TRUE(msix_->Signal(0));
+  EXPECT_EQ(vm_.routing_updates, before) << "1000 interrupts, no routing updates";
+  EXPECT_TRUE(Readable(msix_->vector_fd(0)));
+
+  // A guest rewriting the data between interrupts pays one update per table write.
+  before = vm_.routing_updates;
+  for (uint32_t i = 0; i < 50; ++i) {
+    W32(8, 0x100 + i);
+    for (int j = 0; j < 10; ++j) ASSERT_TRUE(msix_->Signal(0));
+  }
+  EXPECT_EQ(vm_.routing_updates, before + 50);
+  bool found = false;
+  for (const auto& e : vm_.routing) found |= e.type == KVM_IRQ_ROUTING_MSI && e.u.msi.data == 0x131;
+  EXPECT_TRUE(found) << "the route carries the last message";
+
+  // Rewritten while masked: nothing until the unmask, then one update.
+  W32(12, 1);
+  before = vm_.routing_updates;
+  W32(8, 0x77);
+  for (int i = 0; i < 100; ++i) ASSERT_TRUE(msix_->Signal(0));
+  EXPECT_EQ(vm_.routing_updates, before);
+  W32(12, 0);
+  EXPECT_EQ(vm_.routing_updates, before + 1);
+}
+
+TEST_F(MsixTest, RoutesOfUnmaskedVectorsGoInWhenMsixIsEnabled) {
+  Program(2, 0xfee00000, 0x52, false);
+  int before = vm_.routing_updates;
+  msix_->SetMessageControl(kMsixEnable);
+  EXPECT_EQ(vm_.routing_updates, before + 1);
+  before = vm_.routing_updates;
+  EXPECT_TRUE(msix_->Signal(2));
+  EXPECT_EQ(vm_.routing_updates, before);
+}
+
+// Bus Master Enable clear: an MSI is a memory write the function may not make. The vector is
+// pending and fires once bus mastering is back (and it is unmasked).
+TEST_F(MsixTest, NoMsiWithoutBusMastering) {
+  msix_->SetMessageControl(kMsixEnable);
+  Program(1, 0xfee00000, 0x51, false);
+  msix_->SetBusMaster(false);
+  EXPECT_TRUE(msix_->Signal(1));
+  EXPECT_FALSE(Readable(msix_->vector_fd(1)));
+  EXPECT_TRUE(msix_->pending(1));
+  EXPECT_EQ(Pba(), 0x2u);
+  msix_->SetBusMaster(true);
+  EXPECT_TRUE(Readable(msix_->vector_fd(1)));
+  EXPECT_FALSE(msix_->pending(1));
+
+  // Masked as well: bus mastering alone does not deliver it.
+  W32(16 + 12, 1);
+  msix_->SetBusMaster(false);
+  EXPECT_TRUE(msix_->Signal(1));
+  msix_->SetBusMaster(true);
+  EXPECT_FALSE(Readable(msix_->vector_fd(1)));
+  W32(16 + 12, 0);
+  EXPECT_TRUE(Readable(msix_->vector_fd(1)));
+}
+
 }  // namespace
 }  // namespace crosvm::devices::pci

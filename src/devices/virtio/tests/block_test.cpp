@@ -363,6 +363,46 @@ TEST_P(BlockTest, ReadOnlyDiskRefusesModifications) {
   EXPECT_EQ(Simple(kBlkTFlush, 0, {}).status, kBlkSOk);
 }
 
+// The device advertises size_max and seg_max; a request beyond them is refused without
+// touching the disk, so no request costs more than seg_max * size_max bytes of I/O.
+TEST_P(BlockTest, SegmentLargerThanSizeMaxIsRefusedAndCounted) {
+  PutHeader(kBlkTGetId, 0);
+  Reply r = Run({{kHdr, 16, false}, {kData, BlkLimits::kSizeMax + 512, true}, {kStatus, 1, true}});
+  EXPECT_EQ(r.status, kBlkSIoErr);
+  EXPECT_EQ(r.used_len, 1u);
+  EXPECT_EQ(handler_->over_limit_requests(), 1u);
+  // Exactly size_max is fine.
+  r = Simple(kBlkTGetId, 0, {{kData, BlkLimits::kSizeMax, true}});
+  EXPECT_EQ(r.status, kBlkSOk);
+  EXPECT_EQ(handler_->over_limit_requests(), 1u);
+}
+
+TEST_P(BlockTest, MoreSegmentsThanSegMaxAreRefused) {
+  // Built by hand: a queue of 256 cannot even carry such a chain, but the handler must not
+  // rely on that.
+  PutHeader(kBlkTIn, 0);
+  DescriptorChain chain;
+  chain.descriptors.push_back({kHdr, 16, false});
+  chain.readable_count = 1;
+  chain.readable_bytes = 16;
+  for (uint32_t i = 0; i < BlkLimits::kSegMax + 1; ++i) {
+    chain.descriptors.push_back({kData + 512u * i, 512, true});
+    chain.writable_bytes += 512;
+  }
+  chain.descriptors.push_back({kStatus, 1, true});
+  chain.writable_bytes += 1;
+  (void)mem_.WriteObj<uint8_t>(kStatus, 0xee);
+  EXPECT_EQ(handler_->Handle(mem_, chain), 1u);
+  EXPECT_EQ(*mem_.ReadObj<uint8_t>(kStatus), kBlkSIoErr);
+  EXPECT_EQ(handler_->over_limit_requests(), 1u);
+  EXPECT_EQ(Mem(kData, 512), std::vector<uint8_t>(512, 0)) << "nothing was read";
+  // seg_max segments exactly: served.
+  chain.descriptors.erase(chain.descriptors.end() - 2);
+  chain.writable_bytes -= 512;
+  EXPECT_EQ(handler_->Handle(mem_, chain), BlkLimits::kSegMax * 512 + 1);
+  EXPECT_EQ(*mem_.ReadObj<uint8_t>(kStatus), kBlkSOk);
+}
+
 INSTANTIATE_TEST_SUITE_P(Formats, BlockTest, ::testing::Values(Format::kRaw, Format::kQcow2),
                          [](const ::testing::TestParamInfo<Format>& info) {
                            return info.param == Format::kRaw ? "Raw" : "Qcow2";
@@ -430,6 +470,8 @@ TEST(BlockDeviceTest, ReadThroughTheTransport) {
     d.WriteBar(0, off, {reinterpret_cast<uint8_t*>(&v), size});
   };
   TestQueue tq(mem, kRings, 64);
+  uint16_t cmd = pci::kCommandMemory | pci::kCommandMaster;  // the driver enables DMA
+  d.WriteConfigRegister(pci::kCommand / 4, 0, {reinterpret_cast<uint8_t*>(&cmd), 2});
   w(kDeviceStatus, 1, kStatusAcknowledge | kStatusDriver);
   w(kDriverFeatureSelect, 4, 1);
   w(kDriverFeature, 4, 1);  // VIRTIO_F_VERSION_1

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+
 #include <cstring>
 
 #include "devices/virtio/interrupt.h"
@@ -427,6 +429,73 @@ TEST_F(QueueTest, DrainQueueReturnsBadChainsUnusedAndFlagsBrokenRings) {
   DrainQueue("test", q, irq, log, [](const DescriptorChain&) { return 0u; });
   EXPECT_TRUE(irq.needs_reset());
   EXPECT_EQ(irq.ReadAndClearIsr() & kIsrConfig, kIsrConfig);
+}
+
+// One wake-up does at most its budget: a driver that keeps the ring full cannot keep a worker
+// in DrainQueue forever. The rest is left for the next wake-up (`more`).
+TEST_F(QueueTest, DrainQueueStopsAtItsBudgetAndReportsMore) {
+  auto irq_or = Interrupt::Create(nullptr);
+  ASSERT_TRUE(irq_or.ok());
+  Interrupt& irq = **irq_or;
+  Queue q = tq_.MakeDeviceQueue(0);
+  RateLimitedLog log;
+  for (uint16_t i = 0; i < 16; ++i) {
+    tq_.SetDesc(i, kData + 64u * i, 64, kDescFWrite, 0);
+    tq_.Publish(i);
+  }
+  auto handle = [](const DescriptorChain&) { return 1u; };
+  bool more = false;
+  size_t n = DrainQueue("test", q, irq, log, handle, nullptr, DrainBudget{.max_chains = 5}, &more);
+  EXPECT_EQ(n, 5u);
+  EXPECT_TRUE(more);
+  EXPECT_EQ(tq_.UsedIdx(), 5);
+  EXPECT_EQ(irq.ReadAndClearIsr(), kIsrQueue) << "what was used is signalled";
+  // A byte budget: 64-byte chains, 200 bytes: the fourth chain crosses it.
+  n = DrainQueue("test", q, irq, log, handle, nullptr, DrainBudget{.max_bytes = 200}, &more);
+  EXPECT_EQ(n, 4u);
+  EXPECT_TRUE(more);
+  n = DrainQueue("test", q, irq, log, handle, nullptr, DrainBudget{}, &more);
+  EXPECT_EQ(n, 7u);
+  EXPECT_FALSE(more);
+  EXPECT_EQ(tq_.UsedIdx(), 16);
+}
+
+TEST_F(QueueTest, DrainQueueChecksTheStopFlagBetweenChains) {
+  auto irq_or = Interrupt::Create(nullptr);
+  ASSERT_TRUE(irq_or.ok());
+  Interrupt& irq = **irq_or;
+  Queue q = tq_.MakeDeviceQueue(0);
+  RateLimitedLog log;
+  for (uint16_t i = 0; i < 8; ++i) {
+    tq_.SetDesc(i, kData + 64u * i, 64, kDescFWrite, 0);
+    tq_.Publish(i);
+  }
+  std::atomic<bool> stop{false};
+  size_t calls = 0;
+  size_t n = DrainQueue(
+      "test", q, irq, log,
+      [&](const DescriptorChain&) {
+        if (++calls == 3) stop = true;  // a reset arrives while the third request runs
+        return 1u;
+      },
+      &stop);
+  EXPECT_EQ(n, 3u);
+  EXPECT_EQ(calls, 3u);
+}
+
+TEST_F(QueueTest, DrainQueueLeavesTheRingAloneWithoutBusMastering) {
+  auto irq_or = Interrupt::Create(nullptr);
+  ASSERT_TRUE(irq_or.ok());
+  Interrupt& irq = **irq_or;
+  Queue q = tq_.MakeDeviceQueue(0);
+  RateLimitedLog log;
+  tq_.WriteChain(0, {{kData, 8, true}});
+  tq_.Publish(0);
+  irq.SetBusMaster(false);
+  EXPECT_EQ(DrainQueue("test", q, irq, log, [](const DescriptorChain&) { return 8u; }), 0u);
+  EXPECT_EQ(tq_.UsedIdx(), 0);
+  irq.SetBusMaster(true);
+  EXPECT_EQ(DrainQueue("test", q, irq, log, [](const DescriptorChain&) { return 8u; }), 1u);
 }
 
 }  // namespace

@@ -67,5 +67,24 @@ TEST(RngTest, DeviceIdentity) {
   EXPECT_EQ(cfg[0], 0) << "no configuration space";
 }
 
+// A chain may offer far more than any entropy request needs (256 buffers as large as RAM):
+// one chain gets at most kMaxBytesPerChain, and the used length says how much.
+TEST(RngTest, OneChainGetsAtMostTheCap) {
+  auto mem = MakeTestMemory();
+  TestQueue tq(mem, 0x1000, 16);
+  Queue q = tq.MakeDeviceQueue(0);
+  tq.WriteChain(0, {{kData, 0x100000, true}, {kData + 0x100000, 0x100000, true}});
+  tq.Publish(0);
+  DescriptorChain chain;
+  std::string error;
+  ASSERT_EQ(q.Pop(&chain, &error), Queue::PopResult::kChain) << error;
+  EXPECT_EQ(RngDevice::FillChain(mem, chain), RngDevice::kMaxBytesPerChain);
+  // Nothing past the cap was touched.
+  std::vector<uint8_t> after(4096);
+  ASSERT_TRUE(mem.Read(kData + RngDevice::kMaxBytesPerChain, after).ok());
+  EXPECT_EQ(after, std::vector<uint8_t>(4096, 0));
+  EXPECT_LE(RngDevice::kMaxBytesPerChain, uint64_t{64} * 1024);
+}
+
 }  // namespace
 }  // namespace crosvm::devices::virtio

@@ -8,6 +8,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <map>
@@ -58,6 +60,11 @@ class TransportTest : public ::testing::Test {
     auto d = VirtioPciDevice::Create(std::move(device), &mem_, &vm_, router_.get(), msix);
     ASSERT_TRUE(d.ok()) << d.error().ToString();
     dev_ = *d;
+    // A driver enables memory decoding and bus mastering before it sets the device up.
+    SetCommand(pci::kCommandMemory | pci::kCommandMaster);
+  }
+  void SetCommand(uint16_t cmd) {
+    dev_->WriteConfigRegister(pci::kCommand / 4, 0, {reinterpret_cast<uint8_t*>(&cmd), 2});
   }
   void SetUp() override { SetUpWith(std::make_unique<FakeDevice>()); }
   FakeDevice* fake() { return static_cast<FakeDevice*>(dev_->device()); }
@@ -453,15 +460,13 @@ TEST_F(InterruptTest, ResampleRaisesTheLineAgainWhileIsrIsSet) {
 }
 
 TEST_F(InterruptTest, IntxDisableBitHoldsTheLine) {
-  uint16_t cmd = pci::kCommandMemory | pci::kCommandIntxDisable;
-  dev_->WriteConfigRegister(1, 0, {reinterpret_cast<uint8_t*>(&cmd), 2});
+  SetCommand(pci::kCommandMemory | pci::kCommandMaster | pci::kCommandIntxDisable);
   StartRng(false);
   Request();
   int fd = dev_->interrupt()->intx_fd();
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
   EXPECT_FALSE(Readable(fd));
-  cmd = pci::kCommandMemory;
-  dev_->WriteConfigRegister(1, 0, {reinterpret_cast<uint8_t*>(&cmd), 2});
+  SetCommand(pci::kCommandMemory | pci::kCommandMaster);
   EXPECT_TRUE(Readable(fd)) << "pending interrupt delivered when INTx is re-enabled";
 }
 
@@ -563,6 +568,160 @@ TEST_F(InterruptTest, PciCfgCapabilityWindowReadsTheBar) {
   uint32_t data = kStatusAcknowledge;
   dev_->WriteConfigRegister(cap / 4 + 4, 0, {reinterpret_cast<uint8_t*>(&data), 4});
   EXPECT_EQ(Status(), kStatusAcknowledge);
+}
+
+// --- Bounded work, resets, bus mastering, guest-triggered logs -----------------------------
+
+// Bus Master Enable clear: the device does no DMA (the queue is left alone) and sends no MSI;
+// both resume when the driver sets it again.
+TEST_F(InterruptTest, NoDmaAndNoMsiWithoutBusMastering) {
+  EnableMsix();
+  ProgramVector(0, 0x41, false);
+  StartRng(true);
+  SetCommand(pci::kCommandMemory);  // bus mastering off
+  tq_.WriteChain(0, {{kData, 32, true}});
+  tq_.Publish(0);
+  Write(kNotifyOffset, 2, 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(tq_.UsedIdx(), 0) << "no queue processing while BME is clear";
+  EXPECT_FALSE(Readable(dev_->msix()->vector_fd(0)));
+  SetCommand(pci::kCommandMemory | pci::kCommandMaster);
+  ASSERT_TRUE(WaitFor([&] { return tq_.UsedIdx() == 1; })) << "picked up when BME is set";
+  EXPECT_TRUE(WaitFor([&] { return Readable(dev_->msix()->vector_fd(0)); }));
+  SetStatus(0);
+}
+
+// A second vCPU keeps the queue full for as long as it likes: the worker yields after its
+// budget and checks its stop flag between requests, so a reset returns promptly.
+TEST_F(InterruptTest, ResetReturnsWhileAnotherThreadKeepsTheQueueFull) {
+  StartRng(false);
+  for (uint16_t i = 0; i < tq_.size(); ++i) {
+    tq_.SetDesc(i, kData, RngDevice::kMaxBytesPerChain, kDescFWrite, 0);
+  }
+  for (uint16_t i = 0; i < tq_.size(); ++i) tq_.Publish(i);
+  std::atomic<bool> quit{false};
+  std::thread refill([&] {
+    // Every ring entry names a valid head; keep avail->idx a full ring ahead of the device.
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (!quit && std::chrono::steady_clock::now() < deadline) {
+      tq_.SetAvailIdx(static_cast<uint16_t>(tq_.UsedIdx() + tq_.size()));
+      Write(kNotifyOffset, 2, 0);
+    }
+  });
+  ASSERT_TRUE(WaitFor([&] { return tq_.UsedIdx() > 100; }));
+  auto start = std::chrono::steady_clock::now();
+  SetStatus(0);
+  auto took = std::chrono::steady_clock::now() - start;
+  quit = true;
+  refill.join();
+  EXPECT_FALSE(dev_->active());
+  EXPECT_LT(took, std::chrono::milliseconds(500));
+}
+
+// A device whose stop takes a while (a worker finishing a long request).
+class SlowResetDevice : public FakeDevice {
+ public:
+  void Reset() override {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+    FakeDevice::Reset();
+  }
+};
+
+// Resetting through the VIRTIO_PCI_CAP_PCI_CFG window (a configuration write, under the PCI
+// root) while another vCPU reads configuration space: the other vCPU is not held up.
+TEST_F(TransportTest, ResetThroughPciCfgDoesNotStallOtherVcpus) {
+  SetUpWith(std::make_unique<SlowResetDevice>());
+  Bus mmio("mmio"), io("io");
+  pci::PciRoot root(&mmio, &io);
+  auto alloc = pci::CreateX86SystemAllocator(testing::kTestMemSize);
+  ASSERT_TRUE(alloc.ok());
+  auto slot = root.AddDevice(dev_, *alloc);
+  ASSERT_TRUE(slot.ok());
+  Negotiate(Bit(kFeatureVersion1));
+  SetStatus(kOk);
+  ASSERT_TRUE(dev_->active());
+
+  uint8_t cap = 0;
+  for (uint32_t p = dev_->ReadConfigRegister(0x34 / 4) & 0xff; p != 0;) {
+    uint32_t head = dev_->ReadConfigRegister(p / 4);
+    if ((head & 0xff) == pci::kCapIdVendor && ((head >> 24) & 0xff) == kCapPciCfg) {
+      cap = static_cast<uint8_t>(p);
+    }
+    p = (head >> 8) & 0xff;
+  }
+  ASSERT_NE(cap, 0);
+  uint32_t offset = kDeviceStatus, length = 1, zero = 0;
+  root.WriteConfig(0, *slot, 0, cap / 4 + 2, 0, {reinterpret_cast<uint8_t*>(&offset), 4});
+  root.WriteConfig(0, *slot, 0, cap / 4 + 3, 0, {reinterpret_cast<uint8_t*>(&length), 4});
+
+  std::atomic<bool> resetting{true};
+  std::thread vcpu0([&] {
+    root.WriteConfig(0, *slot, 0, cap / 4 + 4, 0, {reinterpret_cast<uint8_t*>(&zero), 4});
+    resetting = false;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // vcpu0 is in the reset now
+  auto worst = std::chrono::steady_clock::duration::zero();
+  int accesses = 0;
+  while (resetting) {
+    auto t0 = std::chrono::steady_clock::now();
+    EXPECT_EQ(root.ReadConfig(0, 0, 0, 0) & 0xffff, 0x1b36u) << "host bridge";
+    (void)root.ReadConfig(0, *slot, 0, 0);
+    (void)Status();  // the device's own registers answer too (the old status, until done)
+    worst = std::max(worst, std::chrono::steady_clock::now() - t0);
+    ++accesses;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  vcpu0.join();
+  EXPECT_GT(accesses, 10);
+  EXPECT_LT(worst, std::chrono::milliseconds(300)) << "held up behind the reset (1 s)";
+  EXPECT_EQ(Status(), 0);
+  EXPECT_FALSE(dev_->active());
+}
+
+size_t CountLines(const std::string& s) {
+  return static_cast<size_t>(std::count(s.begin(), s.end(), '\n'));
+}
+
+// Every log line the driver can trigger is rate-limited.
+TEST_F(TransportTest, TenThousandBadAccessesGiveABoundedNumberOfLines) {
+  Negotiate(Bit(kFeatureVersion1));
+  ::testing::internal::CaptureStderr();
+  for (int i = 0; i < 10000; ++i) {
+    Write(kQueueSelect, 2, 0);
+    Write(kQueueSize, 2, 3);        // not a power of two
+    Write(kQueueEnable, 2, 1);      // rings at 0: not enabled
+    SetStatus(kStatusAcknowledge);  // clearing bits
+    SetStatus(kStatusAcknowledge | kStatusDriver | kStatusFeaturesOk | kStatusDriverOk | 0x40);
+  }
+  std::string out = ::testing::internal::GetCapturedStderr();
+  EXPECT_LE(CountLines(out), 20u) << out.substr(0, 2000);
+}
+
+TEST_F(TransportTest, BarOverlapLogsAreRateLimited) {
+  Bus mmio("mmio"), io("io");
+  pci::PciRoot root(&mmio, &io);
+  auto alloc = pci::CreateX86SystemAllocator(testing::kTestMemSize);
+  ASSERT_TRUE(alloc.ok());
+  auto slot = root.AddDevice(dev_, *alloc);
+  ASSERT_TRUE(slot.ok());
+  // Something else sits at 0xe0000000; the guest keeps placing the BAR on it.
+  class Other : public BusDevice {
+   public:
+    std::string DebugName() const override { return "other"; }
+    void Read(uint64_t, std::span<uint8_t>) override {}
+    void Write(uint64_t, std::span<const uint8_t>) override {}
+  };
+  ASSERT_TRUE(mmio.Insert(std::make_shared<Other>(), 0xe0000000, 0x10000).ok());
+  uint16_t cmd = pci::kCommandMemory;
+  root.WriteConfig(0, *slot, 0, 1, 0, {reinterpret_cast<uint8_t*>(&cmd), 2});
+  ::testing::internal::CaptureStderr();
+  uint32_t lo = 0xe0000000, elsewhere = 0xd0000000;
+  for (int i = 0; i < 5000; ++i) {
+    root.WriteConfig(0, *slot, 0, 4, 0, {reinterpret_cast<uint8_t*>(&lo), 4});
+    root.WriteConfig(0, *slot, 0, 4, 0, {reinterpret_cast<uint8_t*>(&elsewhere), 4});
+  }
+  std::string out = ::testing::internal::GetCapturedStderr();
+  EXPECT_LE(CountLines(out), 20u) << out.substr(0, 2000);
 }
 
 }  // namespace
