@@ -256,6 +256,7 @@ def render_l1(w, R):
         if fails:
             w(f"{fails} boot(s) did not reach the mark; see `results.json` (`l1.rows.boot`).")
         w("")
+        render_phase_diff(w, boot.get("phase_diff"), top=4)
     if l1.get("errors"):
         w("Rows that failed inside L1: " + "; ".join(f"`{k}`: {v}" for k, v in
                                                    l1["errors"].items()))
@@ -635,21 +636,7 @@ def render_boot(w, R, emulated):
           "line for the VMMs, the wall line for what a user waits.")
         w("")
     pd = lx.get("phase_diff")
-    if pd and pd["top"]:
-        w(f"Where the guest's time differs, by the kernel's own clock: the console lines both "
-          f"boots print are aligned and the time between consecutive ones compared "
-          f"({pd['phases']} stretches, medians over the run pairs; a line printed at a "
-          f"different place shows up as a +/− pair in neighbouring stretches). Sum of the "
-          f"differences, crosvm − QEMU: {pd['sum_diff_s']:+.2f} s. The largest:")
-        w("")
-        w("| from → to (console lines) | crosvm s | QEMU s | diff s | only in crosvm's log | "
-          "only in QEMU's log |")
-        w("|---|---:|---:|---:|---|---|")
-        for e in pd["top"]:
-            w(f"| `{md_cell(e['from'][:50])}` → `{md_cell(e['to'][:50])}` | "
-              f"{num(e['crosvm_median_s'], 2)} | {num(e['qemu_median_s'], 2)} | "
-              f"{e['diff_s']:+.2f} | {md_lines(e['crosvm_only'])} | {md_lines(e['qemu_only'])} |")
-        w("")
+    render_phase_diff(w, pd)
     notes = []
     for key, label in (("init_s", "wall time"), ("vcpu_on_cpu_s", "vCPU on-CPU time")):
         if c[key]["median"] and q[key]["median"] and c[key]["median"] > q[key]["median"]:
@@ -686,6 +673,26 @@ def render_boot(w, R, emulated):
                      "line (`guest/`).")
         w(text)
         w("")
+
+
+def render_phase_diff(w, pd, top=None):
+    """The table of boot_phase_diff: where the two boots' guest time differs."""
+    if not pd or not pd["top"]:
+        return
+    w(f"Where the guest's time differs, by the kernel's own clock: the console lines both "
+      f"boots print are aligned and the time between consecutive ones compared "
+      f"({pd['phases']} stretches, medians over the run pairs; a line printed at a "
+      f"different place shows up as a +/− pair in neighbouring stretches). Sum of the "
+      f"differences, crosvm − QEMU: {pd['sum_diff_s']:+.2f} s. The largest:")
+    w("")
+    w("| from → to (console lines) | crosvm s | QEMU s | diff s | only in crosvm's log | "
+      "only in QEMU's log |")
+    w("|---|---:|---:|---:|---|---|")
+    for e in pd["top"][:top]:
+        w(f"| `{md_cell(e['from'][:50])}` → `{md_cell(e['to'][:50])}` | "
+          f"{num(e['crosvm_median_s'], 2)} | {num(e['qemu_median_s'], 2)} | "
+          f"{e['diff_s']:+.2f} | {md_lines(e['crosvm_only'])} | {md_lines(e['qemu_only'])} |")
+    w("")
 
 
 def md_cell(text):
