@@ -241,6 +241,12 @@ def render_l1(w, R):
       "ratios crosvm/QEMU are what carry over to a hardware-KVM host, and this table is the "
       "project's only measurement of a guest reaching user space.")
     w("")
+    slow = [f"{e['row']}, {e['metric']}: {e['ratio']:.2f}" for e in l1["table"]
+            if e["crosvm_slower"]]
+    if slow:
+        w("*Where crosvm is slower inside L1* (crosvm/QEMU; every sample is in `results.json` "
+          "under `l1`): " + "; ".join(slow) + ".")
+        w("")
     boot = l1["rows"].get("boot", {})
     if "crosvm" in boot:
         c, q = boot["crosvm"], boot["qemu"]
