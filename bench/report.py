@@ -134,6 +134,7 @@ def render(R, table_md):
           "either is on hardware KVM. Rows 3b, 5 and 7 and the micro-benchmarks do not depend "
           "on guest execution speed. Each row's section says which of its figures are which.")
         w("")
+    render_l1(w, R)
 
     render_startup(w, R, emulated)
     render_exits(w, R, emulated)
@@ -171,7 +172,8 @@ def render(R, table_md):
     w("## Reproducing")
     w("")
     w("`make bench` (installs what is missing, builds, builds the guest kernel, runs everything, "
-      "~10–15 min here). `python3 bench/run_bench.py --rows startup exits` runs some rows only, "
+      "~10–15 min here, plus the section inside L1 where this host's KVM is emulated; "
+      "`bash scripts/bench.sh --l1-only` reruns only that section, `--no-l1` skips it). `python3 bench/run_bench.py --rows startup exits` runs some rows only, "
       "`--quick` fewer repetitions; both write to `build/bench-work/` instead of `bench/`. "
       "`build/bench/crosvm_micro_bench` and `build/bench/crosvm_disk_bench --help` run alone.")
     w("")
@@ -192,6 +194,90 @@ def guest_kernel_version(rows):
 
 def entries_for(R, prefix):
     return [e for e in R["table"] if e["row"].startswith(prefix)]
+
+
+# ---------------------------------------------------------------- inside L1 ----
+
+
+L1_TITLE = "inside L1 (QEMU TCG emulating AMD SVM; kvm_amd)"
+
+
+def render_l1(w, R):
+    """The second table: the rows run inside the nested hardware-KVM host L1."""
+    if "l1" not in R:
+        return
+    l1 = R["l1"]
+    w(f"## Results {L1_TITLE}")
+    w("")
+    if "error" in l1:
+        w(f"Not measured in this run: {l1['error']}")
+        w("")
+        return
+    m = l1["machine"]
+    up = l1.get("l1_up") or {}
+    up_text = (f"L1 boots to its init in {num(up['seconds'])} s (run-in-l1's \"L1 up\" line, "
+               f"{up['vcpus']} vCPUs)" if up.get("seconds") is not None else
+               "L1's boot time was not found in run-in-l1's output")
+    w("The same test guests and guest kernel, crosvm and QEMU alternating as above, run inside "
+      "`tests/nested/run-in-l1`: Debian's own kernel booted under QEMU's software emulator "
+      "(TCG, `-cpu max`, which emulates AMD SVM with nested paging), where `/dev/kvm` is "
+      f"`{m.get('kvm_module') or m['kvm_kind']}` — hardware-style KVM, so guest user space "
+      "runs. The VMMs are this machine's own binaries, seen through a read-only 9p share of its "
+      f"root; scratch files (disk images) live in L1's memory. {up_text}; the section took "
+      f"{l1['duration_s'] / 60:.1f} min inside L1. L1: {m['cpus']} vCPUs "
+      f"(`{m['cpu_model']}`), {m['memory_gib']} GiB, kernel {m['host_kernel']}. QEMU runs as `" +
+      " ".join(l1["qemu_command"]) + " -kernel …` (virtio-blk on q35 as above); repetitions "
+      "per VMM: " + ", ".join(f"{k} {v}" for k, v in l1.get("reps", {}).items()) + ".")
+    w("")
+    w(l1_table(l1["table"]))
+    w("")
+    w("*What TCG does to these figures:* L1's vCPUs are themselves emulated instruction by "
+      "instruction by TCG on this 2-core machine, so every absolute figure here — start-up, "
+      "exit round trips, boot time, I/O rates — is many times slower than on real hardware, "
+      "and noisy under this machine's load. It is not the emulation of the kvm_pvm host above: "
+      "the guest's own instructions run in L1's KVM under nested paging, and an exit that "
+      "stays inside L1's KVM and an exit out to the VMM in L1's user space are both "
+      "TCG-emulated code paths, slowed alike. So the absolute times do not carry over; the "
+      "ratios crosvm/QEMU are what carry over to a hardware-KVM host, and this table is the "
+      "project's only measurement of a guest reaching user space.")
+    w("")
+    slow = [f"{e['row']}, {e['metric']}: {e['ratio']:.2f}" for e in l1["table"]
+            if e["crosvm_slower"]]
+    if slow:
+        w("*Where crosvm is slower inside L1* (crosvm/QEMU; every sample is in `results.json` "
+          "under `l1`): " + "; ".join(slow) + ".")
+        w("")
+    boot = l1["rows"].get("boot", {})
+    if "crosvm" in boot:
+        c, q = boot["crosvm"], boot["qemu"]
+        w(f"Boot to user space (the busybox initramfs; each run stopped at its first line), "
+          "median (min–max): wall crosvm "
+          f"{spread(c['init_s'])} s, QEMU {spread(q['init_s'])} s; guest clock at `Run /init` "
+          f"crosvm {med(c['guest_clock_init_s'])} s, QEMU {med(q['guest_clock_init_s'])} s; "
+          "wall before the guest's clock starts (VMM set-up, firmware, early kernel) crosvm "
+          f"{med(c['before_guest_clock_s'])} s, QEMU {med(q['before_guest_clock_s'])} s. "
+          "crosvm gets no `-p` (it adds `console=ttyS0 reboot=k panic=-1` itself); QEMU gets "
+          f"`-append \"{l1['kernel']['params']}\"`.")
+        fails = c["failed_runs"] + q["failed_runs"]
+        if fails:
+            w(f"{fails} boot(s) did not reach the mark; see `results.json` (`l1.rows.boot`).")
+        w("")
+        render_phase_diff(w, boot.get("phase_diff"), top=4)
+    if l1.get("errors"):
+        w("Rows that failed inside L1: " + "; ".join(f"`{k}`: {v}" for k, v in
+                                                   l1["errors"].items()))
+        w("")
+
+
+def l1_table(table):
+    lines = ["| row | metric | crosvm | QEMU | crosvm/QEMU | better | note |",
+             "|---|---|---:|---:|---:|---|---|"]
+    for t in table:
+        ratio = f"{t['ratio']:.2f}" if t["ratio"] is not None else "–"
+        lines.append(f"| {t['row']} | {t['metric']} | {num(t['crosvm'], t['digits'])} | "
+                     f"{num(t['qemu'], t['digits'])} | {ratio} | {t['better']} is better | "
+                     f"{t['note']} |")
+    return "\n".join(lines)
 
 
 # ------------------------------------------------------------------------------ rows ----
@@ -556,21 +642,7 @@ def render_boot(w, R, emulated):
           "line for the VMMs, the wall line for what a user waits.")
         w("")
     pd = lx.get("phase_diff")
-    if pd and pd["top"]:
-        w(f"Where the guest's time differs, by the kernel's own clock: the console lines both "
-          f"boots print are aligned and the time between consecutive ones compared "
-          f"({pd['phases']} stretches, medians over the run pairs; a line printed at a "
-          f"different place shows up as a +/− pair in neighbouring stretches). Sum of the "
-          f"differences, crosvm − QEMU: {pd['sum_diff_s']:+.2f} s. The largest:")
-        w("")
-        w("| from → to (console lines) | crosvm s | QEMU s | diff s | only in crosvm's log | "
-          "only in QEMU's log |")
-        w("|---|---:|---:|---:|---|---|")
-        for e in pd["top"]:
-            w(f"| `{md_cell(e['from'][:50])}` → `{md_cell(e['to'][:50])}` | "
-              f"{num(e['crosvm_median_s'], 2)} | {num(e['qemu_median_s'], 2)} | "
-              f"{e['diff_s']:+.2f} | {md_lines(e['crosvm_only'])} | {md_lines(e['qemu_only'])} |")
-        w("")
+    render_phase_diff(w, pd)
     notes = []
     for key, label in (("init_s", "wall time"), ("vcpu_on_cpu_s", "vCPU on-CPU time")):
         if c[key]["median"] and q[key]["median"] and c[key]["median"] > q[key]["median"]:
@@ -607,6 +679,26 @@ def render_boot(w, R, emulated):
                      "line (`guest/`).")
         w(text)
         w("")
+
+
+def render_phase_diff(w, pd, top=None):
+    """The table of boot_phase_diff: where the two boots' guest time differs."""
+    if not pd or not pd["top"]:
+        return
+    w(f"Where the guest's time differs, by the kernel's own clock: the console lines both "
+      f"boots print are aligned and the time between consecutive ones compared "
+      f"({pd['phases']} stretches, medians over the run pairs; a line printed at a "
+      f"different place shows up as a +/− pair in neighbouring stretches). Sum of the "
+      f"differences, crosvm − QEMU: {pd['sum_diff_s']:+.2f} s. The largest:")
+    w("")
+    w("| from → to (console lines) | crosvm s | QEMU s | diff s | only in crosvm's log | "
+      "only in QEMU's log |")
+    w("|---|---:|---:|---:|---|---|")
+    for e in pd["top"][:top]:
+        w(f"| `{md_cell(e['from'][:50])}` → `{md_cell(e['to'][:50])}` | "
+          f"{num(e['crosvm_median_s'], 2)} | {num(e['qemu_median_s'], 2)} | "
+          f"{e['diff_s']:+.2f} | {md_lines(e['crosvm_only'])} | {md_lines(e['qemu_only'])} |")
+    w("")
 
 
 def md_cell(text):

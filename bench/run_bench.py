@@ -16,6 +16,12 @@ Rows (see RESULTS.md for what each one measures and how):
   7 binary         stripped size and linked shared libraries
   micro            Google Benchmark micro-benchmarks (absolute figures, no peer)
 
+--in-l1 runs a second set of rows instead, meant to run inside the nested hardware-KVM host L1
+(tests/nested/run-in-l1: QEMU's TCG emulating AMD SVM, kvm_amd inside), where guest user space
+runs: start-up, exit round trips, virtio-blk through the guest, and the boot to the first line
+of the busybox init ("crosvm-busybox-init: hello"). scripts/bench.sh runs it in L1 when this
+host's KVM is emulated and hands its results.json to the host run with --l1-results.
+
 Runs of the two VMMs are interleaved (the order alternates every repetition) so that both see
 the same background load; medians are reported, every sample is kept in results.json.
 """
@@ -48,6 +54,12 @@ QEMU_CPU = os.environ.get("QEMU_CPU", "host,-arch-capabilities")
 DISK_IMAGE_MIB = 256
 RANDOM_STEP = 1013 * 4096
 INIT_MARK = b"Run /init as init process"
+# The busybox initramfs's first user-space line (guest/init/busybox-init.sh).
+USER_MARK = b"crosvm-busybox-init: hello"
+# The rows --in-l1 runs, and their repetitions there (L1's vCPUs are emulated by TCG: every run
+# is many times slower than on hardware, so fewer of them).
+L1_ROWS = ("startup", "exits", "disk", "boot")
+L1_REPS = {"startup": 6, "exits": 3, "disk": 3, "boot": 3}
 
 
 # ----------------------------------------------------------------------------- helpers ----
@@ -182,10 +194,12 @@ class Vmm:
         return self._qemu() + ["-kernel", elf]
 
     def linux(self, kernel, initrd, params):
+        """params: the guest command line; for crosvm None means none beyond its own
+        "console=ttyS0 reboot=k panic=-1"."""
         if self.name == "crosvm":
-            return [self.crosvm_bin, "run", "--disable-sandbox", "-m", str(GUEST_MIB), "-c", "1",
-                    "-i", initrd, "-p", params, kernel]
-        return self._qemu() + ["-kernel", kernel, "-initrd", initrd, "-append", params]
+            return ([self.crosvm_bin, "run", "--disable-sandbox", "-m", str(GUEST_MIB), "-c", "1",
+                     "-i", initrd] + (["-p", params] if params else []) + [kernel])
+        return self._qemu() + ["-kernel", kernel, "-initrd", initrd, "-append", params or ""]
 
     @staticmethod
     def _qemu():
@@ -359,14 +373,22 @@ class Bench:
         self.build = os.path.abspath(args.build)
         self.crosvm_bin = os.path.join(self.build, "crosvm")
         self.guests = os.path.join(self.build, "guest", "testguests")
-        self.work = os.path.join(self.build, "bench-work")
+        # Inside L1 the build directory is the host's, seen through a read-only 9p share under an
+        # in-memory overlay: scratch files (disk images, consoles) go to L1's own /tmp instead.
+        self.work = (os.path.join(tempfile.gettempdir(), "crosvm-bench-l1") if args.in_l1 else
+                     os.path.join(self.build, "bench-work"))
         os.makedirs(self.work, exist_ok=True)
         self.vmms = [Vmm("crosvm", self.crosvm_bin), Vmm("qemu", None)]
         self.rows = {}
         self.table = []
-        self.strace = shutil.which("strace")
+        self.in_l1 = args.in_l1
+        # Inside L1 the strace runs would only add minutes of TCG time; they are host figures.
+        self.strace = None if self.in_l1 else shutil.which("strace")
 
-    def reps(self, n):
+    def reps(self, n, row=None):
+        """n repetitions (row: inside L1, L1_REPS[row] instead); a third with --quick."""
+        if self.in_l1 and row in L1_REPS:
+            n = L1_REPS[row]
         return max(1, n // 3) if self.args.quick else n
 
     def add(self, row, metric, crosvm, qemu, better, note="", unit_digits=None):
@@ -387,7 +409,7 @@ class Bench:
 
     # ---- 1. start-up
     def row_startup(self):
-        n = self.reps(10)
+        n = self.reps(10, "startup")
         elf = os.path.join(self.guests, "hello.elf")
         samples = {v.name: [] for v in self.vmms}
         log(f"row 1: start-up, hello guest, {n} runs per VMM")
@@ -425,14 +447,17 @@ class Bench:
 
     # ---- 2. exits
     def row_exits(self):
-        n = self.reps(7)
+        n = self.reps(7, "exits")
         res = {}
         pat = re.compile(r"TESTGUEST (\w+) count=(\d+) tsc_total=(\d+) tsc_per_exit=(\d+) "
                          r"baseline_tsc_per_iter=(\d+)(?: ns_per_exit=(\d+) total_ms=\d+ "
                          r"tsc_khz=(\d+))?")
+        # Inside L1 an exit round trip costs a few hundred µs of TCG time: the 10000-exit builds of
+        # the same guests keep a run to seconds there.
+        variant = "_10k" if self.in_l1 else ""
         for guest in ("pio_exits", "mmio_exits"):
-            elf = os.path.join(self.guests, f"{guest}.elf")
-            log(f"row 2: {guest} (100000 exits), {n} runs per VMM")
+            elf = os.path.join(self.guests, f"{guest}{variant}.elf")
+            log(f"row 2: {guest}{variant}, {n} runs per VMM")
             runs = {v.name: [] for v in self.vmms}
             for _, v in interleaved(n, self.vmms):
                 r = run_process(v.testguest(elf), 180)
@@ -469,7 +494,8 @@ class Bench:
             c, q = res[guest]["crosvm"], res[guest]["qemu"]
             self.add("2. exit round trip", f"{label} (ns/exit, guest RDTSC)",
                      c["ns_per_exit"], q["ns_per_exit"], "lower",
-                     "100000 exits per run; the guest's loop alone: "
+                     f"{res[guest]['runs']['crosvm'][0]['count']} exits per run; the guest's "
+                     "loop alone: "
                      f"{fmt_num(c['baseline_ns_per_iter']['median'])} / "
                      f"{fmt_num(q['baseline_ns_per_iter']['median'])} ns per iteration")
             self.add("2. exit round trip", f"{label}: VMM process CPU time per exit (ns)",
@@ -487,19 +513,7 @@ class Bench:
         virtio_blk_in_crosvm = m is not None and "not supported yet" not in m.group(1)
         res = {"crosvm_rwdisk_help": rwdisk_help, "virtio_blk_in_crosvm": virtio_blk_in_crosvm}
 
-        raw = os.path.join(self.work, "disk.raw")
-        qcow = os.path.join(self.work, "disk.qcow2")
-        log(f"row 3: preparing a {DISK_IMAGE_MIB} MiB raw image and its qcow2 copy in {self.work}")
-        with open(raw, "wb") as f:
-            for _ in range(DISK_IMAGE_MIB):
-                f.write(os.urandom(1 << 20))
-        if os.path.exists(qcow):
-            os.unlink(qcow)
-        sh(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw, qcow])
-        for path in (raw, qcow):  # into the page cache
-            with open(path, "rb") as f:
-                while f.read(1 << 20):
-                    pass
+        raw, qcow = self.disk_images()
         have_crosvm_disk = subprocess.run(
             [tool, "--backend", "crosvm", "--file", raw, "--mode", "read", "--bs", "4K",
              "--count", "1"], capture_output=True).returncode == 0
@@ -582,23 +596,10 @@ class Bench:
 
         res["guest"] = self.disk_guest(raw, qcow) if virtio_blk_in_crosvm else {
             "state": "crosvm has no virtio-blk yet"}
-        g = res["guest"]
-        for key, label, *_, unit in tests:
-            med = res["tests"][key]["median"]
-            host = (f"host ceiling on the raw file (pread/pwrite): "
-                    f"{fmt_num(med['host/raw']['median'])} {'MB/s' if unit == 'mb_per_s' else 'IOPS'}")
-            if "summary" not in g:
-                self.add("3. virtio-blk (guest)", f"{label}, raw and qcow2", "not yet", "not yet",
-                         "higher", f"{g.get('state', 'no result')}; {host}")
-                continue
-            for fmt in ("raw", "qcow2"):
-                c, q = g["summary"][fmt]["crosvm"][key], g["summary"][fmt]["qemu"][key]
-                emu = ("dominated by instruction emulation (guest driver code and one exit "
-                       "per request)" if unit == "iops" else "partly instruction emulation "
-                       "(fixed guest code and exit per request)")
-                self.add("3. virtio-blk (guest)", f"{label}, {fmt}", c, q, "higher",
-                         f"`virtio_blk_bench` guest, RDTSC, median of {c['n']}; {emu}; "
-                         f"{host}")
+        self.add_disk_guest_rows(res["guest"], {
+            t[0]: (f"host ceiling on the raw file (pread/pwrite): "
+                   f"{fmt_num(res['tests'][t[0]]['median']['host/raw']['median'])} "
+                   f"{'MB/s' if t[-1] == 'mb_per_s' else 'IOPS'}") for t in tests})
 
         for fmt in ("raw", "qcow2"):
             for key, label, *_ in tests:
@@ -608,6 +609,53 @@ class Bench:
                          "higher", "crosvm DiskFile vs `qemu-img bench`; QD32: 32 threads vs "
                          "QEMU's AIO thread pool" if key == "rand_read_qd32" else
                          "crosvm DiskFile vs `qemu-img bench`")
+
+    def disk_images(self):
+        """A DISK_IMAGE_MIB MiB raw image of random bytes and its qcow2 copy, in the page cache."""
+        raw = os.path.join(self.work, "disk.raw")
+        qcow = os.path.join(self.work, "disk.qcow2")
+        log(f"row 3: preparing a {DISK_IMAGE_MIB} MiB raw image and its qcow2 copy in {self.work}")
+        with open(raw, "wb") as f:
+            for _ in range(DISK_IMAGE_MIB):
+                f.write(os.urandom(1 << 20))
+        if os.path.exists(qcow):
+            os.unlink(qcow)
+        sh(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw, qcow])
+        for path in (raw, qcow):  # into the page cache
+            with open(path, "rb") as f:
+                while f.read(1 << 20):
+                    pass
+        return raw, qcow
+
+    DISK_GUEST_TESTS = (("seq_read", "sequential read, 1 MiB requests (MB/s)", "mb_per_s"),
+                        ("seq_write", "sequential write, 1 MiB requests (MB/s)", "mb_per_s"),
+                        ("rand_read_qd1", "4 KiB random read, QD1 (IOPS)", "iops"),
+                        ("rand_read_qd32", "4 KiB random read, QD32 (IOPS)", "iops"))
+
+    def add_disk_guest_rows(self, g, extra_note):
+        """The table lines of row 3 through a guest; extra_note: {test key: text to append}."""
+        for key, label, unit in self.DISK_GUEST_TESTS:
+            tail = f"; {extra_note[key]}" if extra_note.get(key) else ""
+            if "summary" not in g:
+                self.add("3. virtio-blk (guest)", f"{label}, raw and qcow2", "not yet", "not yet",
+                         "higher", f"{g.get('state', 'no result')}{tail}")
+                continue
+            for fmt in ("raw", "qcow2"):
+                c, q = g["summary"][fmt]["crosvm"][key], g["summary"][fmt]["qemu"][key]
+                if self.in_l1:
+                    emu = "L1's vCPU and the exit per request are TCG-emulated"
+                else:
+                    emu = ("dominated by instruction emulation (guest driver code and one exit "
+                           "per request)" if unit == "iops" else "partly instruction emulation "
+                           "(fixed guest code and exit per request)")
+                self.add("3. virtio-blk (guest)", f"{label}, {fmt}", c, q, "higher",
+                         f"`virtio_blk_bench` guest, RDTSC, median of {c['n']}; {emu}{tail}")
+
+    def row_disk_guest(self):
+        """Row 3 through a guest only (inside L1: the block layers without a guest are host
+        figures, measured by row_disk on the host)."""
+        self.rows["disk"] = {"guest": self.disk_guest(*self.disk_images())}
+        self.add_disk_guest_rows(self.rows["disk"]["guest"], {})
 
     # Keys of the virtio_blk_bench guest's phases -> the keys of the `tests` above.
     DISK_GUEST_PHASES = {"seq_read_1m": "seq_read", "seq_write_1m": "seq_write",
@@ -631,7 +679,7 @@ class Bench:
         elf = os.path.join(self.guests, "virtio_blk_bench.elf")
         if not os.path.exists(elf):
             return {"state": "no virtio_blk_bench test guest built"}
-        n = self.reps(3)
+        n = self.reps(3, "disk")
         pat = re.compile(r"TESTGUEST blk (\w+) mbps=(\d+)\.(\d) kiops=(\d+)\.(\d) reqs=(\d+) "
                          r"bytes=(\d+) tsc=(\d+) tsc_per_req=(\d+) ns_per_req=(\d+) tsc_khz=(\d+)")
         out = {"guest": elf, "runs": {}, "summary": {}, "qemu_machine": "q35"}
@@ -672,10 +720,31 @@ class Bench:
 
     # ---- 5 and 6: the Linux guest (one set of boots serves both rows)
     def row_linux(self):
-        n = self.reps(3)
         g = self.guest
-        log(f"row 5+6: Linux boots to '{INIT_MARK.decode()}', {n} per VMM "
-            f"(~30-60 s each on an emulating host)")
+        res = self.linux_boots(self.reps(3), INIT_MARK, g["INITRD"], lambda v: g["PARAMS"],
+                               "row 5+6", "~30-60 s each on an emulating host", 400,
+                               after_mark_s=5)
+        self.rows["linux"] = res
+        self.add_linux_rows(res, "Run /init", "\"Run /init as init process\"", "6. Linux boot")
+
+    def row_boot_userspace(self):
+        """The project's guest kernel with the busybox initramfs to its first user-space line;
+        each run ends at the mark. crosvm gets no -p (it adds "console=ttyS0 reboot=k panic=-1"
+        itself); QEMU gets the same line, which is this (hardware-KVM) host's PARAMS."""
+        g = self.guest
+        res = self.linux_boots(self.reps(3, "boot"), USER_MARK, g["BUSYBOX_INITRD"],
+                               lambda v: None if v.name == "crosvm" else g["PARAMS"], "row 6",
+                               "busybox initramfs", 180, after_mark_s=0)
+        self.rows["boot"] = res
+        self.add_linux_rows(res, "the first user-space line", f"\"{USER_MARK.decode()}\"",
+                            "6. boot to user space")
+
+    def linux_boots(self, n, mark, initrd, params_of, what, expect, timeout_s, after_mark_s):
+        """n boots per VMM (interleaved) of the project's guest kernel with initrd until the
+        console shows `mark`, sampling memory and per-thread CPU the moment it appears; each
+        run is stopped after_mark_s later. "init_s" in the results is the mark's time."""
+        g = self.guest
+        log(f"{what}: Linux boots to '{mark.decode()}', {n} per VMM ({expect})")
         runs = {v.name: [] for v in self.vmms}
         stamp = re.compile(rb"\[\s*([0-9]+\.[0-9]+)\] Run /init as init process")
         for rep, v in interleaved(n, self.vmms):
@@ -688,14 +757,16 @@ class Bench:
                 except (FileNotFoundError, ProcessLookupError) as e:
                     sampled["error"] = str(e)
 
-            # The guest panics right after "Run /init" here; QEMU's microvm has no i8042 for the
-            # reboot=k that follows, so it is stopped 5 s after the mark (crosvm exits by itself).
-            r = run_process(v.linux(g["KERNEL"], g["INITRD"], g["PARAMS"]), 400,
-                            marks=(INIT_MARK,), on_mark=on_mark, kill_after_marks_s=5)
-            console = os.path.join(self.work, f"console-{v.name}-{rep + 1}.log")
+            # On an emulating host the guest panics right after "Run /init"; QEMU's microvm has
+            # no i8042 for the reboot=k that follows, so it is stopped after_mark_s after the
+            # mark (crosvm exits by itself).
+            r = run_process(v.linux(g["KERNEL"], initrd, params_of(v)), timeout_s,
+                            marks=(mark,), on_mark=on_mark, kill_after_marks_s=after_mark_s)
+            kind = "user" if mark == USER_MARK else "init"
+            console = os.path.join(self.work, f"console-{kind}-{v.name}-{rep + 1}.log")
             with open(console, "w") as f:
                 f.write(r["stdout"])
-            t_init = r["marks_s"].get(INIT_MARK.decode())
+            t_init = r["marks_s"].get(mark.decode())
             ms = stamp.search(r["stdout"].encode())
             kver = re.search(r"Linux version (\S+)", r["stdout"])
             entry = {"init_s": t_init, "guest_clock_init_s": float(ms.group(1)) if ms else None,
@@ -706,9 +777,9 @@ class Bench:
                      **sampled}
             if t_init is None:
                 entry["console_tail"] = r["stdout"][-800:] + r["stderr"][-800:]
-                log(f"  {v.name}: did NOT reach /init (rc {r['rc']})")
+                log(f"  {v.name}: did NOT reach '{mark.decode()}' (rc {r['rc']})")
             else:
-                log(f"  {v.name} run {rep + 1}: Run /init at {t_init:.1f} s")
+                log(f"  {v.name} run {rep + 1}: '{mark.decode()}' at {t_init:.1f} s")
             runs[v.name].append(entry)
         res = {"runs": runs, "guest_mib": GUEST_MIB}
         pairs = [(c["console"], q["console"]) for c, q in zip(runs["crosvm"], runs["qemu"])
@@ -739,22 +810,25 @@ class Bench:
                                                   if t is not vcpu_task(r)) for r in ok
                                               if vcpu_task(r)]),
             }
-        self.rows["linux"] = res
+        return res
+
+    def add_linux_rows(self, res, at, mark_text, boot_row):
+        """Rows 5 and 6 from linux_boots' results; at: where memory was sampled."""
         c, q = res["crosvm"], res["qemu"]
-        self.add("5. memory overhead", f"RSS − resident guest RAM at Run /init, {GUEST_MIB} MiB "
+        self.add("5. memory overhead", f"RSS − resident guest RAM at {at}, {GUEST_MIB} MiB "
                  "guest (MiB)", c["overhead_rss_mib"], q["overhead_rss_mib"], "lower")
-        self.add("5. memory overhead", "PSS − guest RAM PSS at Run /init (MiB)",
+        self.add("5. memory overhead", f"PSS − guest RAM PSS at {at} (MiB)",
                  c["overhead_pss_mib"], q["overhead_pss_mib"], "lower")
         self.add("5. memory overhead", "RSS, whole process (MiB; for reference)",
                  c["rss_mib"], q["rss_mib"], "lower",
                  f"guest RAM resident: crosvm {fmt_num(c['guest_rss_mib']['median'])}, "
                  f"QEMU {fmt_num(q['guest_rss_mib']['median'])} MiB")
-        self.add("6. Linux boot", "process start → \"Run /init as init process\", wall (s)",
+        self.add(boot_row, f"process start → {mark_text}, wall (s)",
                  c["init_s"], q["init_s"], "lower",
                  "same vmlinux, initrd and command line; vCPU thread waited for a CPU "
                  f"{fmt_num(c['vcpu_runqueue_wait_s']['median'])} / "
                  f"{fmt_num(q['vcpu_runqueue_wait_s']['median'])} s (schedstat)")
-        self.add("6. Linux boot", "vCPU thread time on a CPU until \"Run /init\" (s)",
+        self.add(boot_row, f"vCPU thread time on a CPU until {mark_text} (s)",
                  c["vcpu_on_cpu_s"], q["vcpu_on_cpu_s"], "lower",
                  "/proc/PID/task/TID/schedstat; the load-independent part of the wall time")
 
@@ -833,7 +907,8 @@ class Bench:
     def strace_argv(self, argv):
         """{syscall: calls} of one run of argv under `strace -f -c` (all threads)."""
         if not self.strace or self.args.quick:
-            return {"skipped": "strace is not installed (it is not in scripts/deps.sh)"
+            return {"skipped": "not run inside L1" if self.in_l1 else
+                    "strace is not installed (it is not in scripts/deps.sh)"
                     if not self.strace else "--quick"}
         with tempfile.NamedTemporaryFile(suffix=".strace") as tf:
             run_process(["strace", "-f", "-c", "-o", tf.name] + argv, 300)
@@ -859,6 +934,8 @@ class Bench:
             "memory_gib": round(mem / (1 << 20), 1),
             "host_kernel": os.uname().release,
             "kvm_kind": self.kind,
+            "kvm_module": next((mod for mod in ("kvm_pvm", "kvm_amd", "kvm_intel")
+                                if os.path.isdir(f"/sys/module/{mod}")), None),
             "qemu": sh([QEMU_BIN, "--version"]).splitlines()[0],
             "crosvm_commit": git + (" + uncommitted changes" if dirty else ""),
             "hostname": os.uname().nodename,
@@ -873,9 +950,13 @@ class Bench:
         load_start = loadavg()
         log(f"host KVM: {self.kind}; load average at start: {load_start}")
         rows = self.args.rows
-        steps = [("startup", self.row_startup), ("exits", self.row_exits),
-                 ("disk", self.row_disk), ("net", self.row_net), ("linux", self.row_linux),
-                 ("binary", self.row_binary), ("micro", self.micro)]
+        if self.in_l1:
+            steps = [("startup", self.row_startup), ("exits", self.row_exits),
+                     ("disk", self.row_disk_guest), ("boot", self.row_boot_userspace)]
+        else:
+            steps = [("startup", self.row_startup), ("exits", self.row_exits),
+                     ("disk", self.row_disk), ("net", self.row_net), ("linux", self.row_linux),
+                     ("binary", self.row_binary), ("micro", self.micro)]
         load_per_row = {}
         self.errors = {}
         for name, fn in steps:
@@ -914,6 +995,9 @@ class Bench:
             "rows": self.rows,
             "errors": self.errors,
         }
+        if self.in_l1:
+            self.results["in_l1"] = True
+            self.results["reps"] = {k: self.reps(0, k) for k in L1_REPS}
         return self.results
 
 
@@ -931,6 +1015,36 @@ def table_markdown(table):
     return "\n".join(lines)
 
 
+def load_l1(path, log_path):
+    """The results.json of the rows run inside L1 (run_bench.py --in-l1), with L1's own boot
+    time from run-in-l1's output ("run-in-l1: L1 up in X s"); {"error": ...} when there is none."""
+    l1_up = None
+    if log_path and os.path.exists(log_path):
+        text = open(log_path, errors="replace").read()
+        m = re.search(r"run-in-l1: L1 up in ([0-9.]+) s \((\d+) vCPUs", text)
+        if m:
+            l1_up = {"seconds": float(m.group(1)), "vcpus": int(m.group(2))}
+        tail = text[-1500:]
+    else:
+        tail = "(no log)"
+    if not os.path.exists(path):
+        return {"error": f"no results from L1 ({path} is missing); the end of its log: {tail}",
+                "l1_up": l1_up}
+    with open(path) as f:
+        r = json.load(f)
+    r["l1_up"] = l1_up
+    return r
+
+
+def write_results(results, out_dir):
+    with open(os.path.join(out_dir, "results.json"), "w") as f:
+        json.dump(results, f, indent=1)
+        f.write("\n")
+    import report  # bench/report.py: RESULTS.md
+    with open(os.path.join(out_dir, "RESULTS.md"), "w") as f:
+        f.write(report.render(results, table_markdown(results["table"])))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--build", default=os.path.join(ROOT, "build"), help="the build directory")
@@ -942,19 +1056,47 @@ def main():
     ap.add_argument("--out", default=None, help="directory for results.json and RESULTS.md "
                                                 "(default: bench/, or build/bench-work/ with "
                                                 "--quick or --rows)")
+    ap.add_argument("--in-l1", action="store_true",
+                    help="run the rows meant for the nested hardware-KVM host L1 (startup exits "
+                         "disk boot; --rows picks among them) and write only --out/results.json")
+    ap.add_argument("--l1-results", help="results.json of an --in-l1 run, reported as the "
+                                         "section measured inside L1")
+    ap.add_argument("--l1-log", help="run-in-l1's output for that run (for L1's boot time)")
+    ap.add_argument("--merge-l1", action="store_true",
+                    help="run nothing on this host: put --l1-results into the existing "
+                         "--out/results.json (default bench/) and rewrite its RESULTS.md")
     args = ap.parse_args()
     out_dir = args.out or (os.path.join(args.build, "bench-work") if args.quick or args.rows
                            else BENCH_DIR)
+    os.makedirs(out_dir, exist_ok=True)
+
+    if args.merge_l1:
+        if not args.l1_results:
+            ap.error("--merge-l1 needs --l1-results")
+        with open(os.path.join(out_dir, "results.json")) as f:
+            results = json.load(f)
+        results["l1"] = load_l1(args.l1_results, args.l1_log)
+        results.setdefault("errors", {}).pop("l1", None)
+        if "error" in results["l1"]:
+            results["errors"]["l1"] = results["l1"]["error"]
+        write_results(results, out_dir)
+        print(f"merged {args.l1_results} into {os.path.join(out_dir, 'results.json')}")
+        sys.exit(1 if "error" in results["l1"] else 0)
 
     bench = Bench(args)
     results = bench.run()
-    os.makedirs(out_dir, exist_ok=True)
-    with open(os.path.join(out_dir, "results.json"), "w") as f:
-        json.dump(results, f, indent=1)
-        f.write("\n")
-    import report  # bench/report.py: RESULTS.md
-    with open(os.path.join(out_dir, "RESULTS.md"), "w") as f:
-        f.write(report.render(results, table_markdown(results["table"])))
+    if args.in_l1:
+        with open(os.path.join(out_dir, "results.json"), "w") as f:
+            json.dump(results, f, indent=1)
+            f.write("\n")
+        print(table_markdown(results["table"]))
+        print(f"took {results['duration_s']} s; wrote {os.path.join(out_dir, 'results.json')}")
+        sys.exit(1 if results["errors"] else 0)
+    if args.l1_results:
+        results["l1"] = load_l1(args.l1_results, args.l1_log)
+        if "error" in results["l1"]:
+            results["errors"]["l1"] = results["l1"]["error"]
+    write_results(results, out_dir)
     print(table_markdown(results["table"]))
     print()
     print(f"load average: start {results['load_average']['start']}, "
