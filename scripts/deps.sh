@@ -19,6 +19,8 @@ PACKAGES=(
   strace
   # mkfs.ext4 -d: the ext4 root images the virtio-blk end-to-end tests boot from
   e2fsprogs
+  # iasl: a unit test disassembles the DSDT crosvm generates and checks that it parses
+  acpica-tools
 )
 
 missing=()

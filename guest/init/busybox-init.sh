@@ -2,14 +2,12 @@
 # /init of the busybox test initramfs (guest/build-kernel.sh puts it there,
 # with /bin/busybox and a symbolic link for every applet).
 #
-# Needs guest user space, so it runs only where the host has hardware KVM;
-# on the emulating build/CI host the kernel reaches "Run /init as init
-# process" and /init faults on its first system call (see HOST-KVM.md).
+# Needs guest user space, so it runs only where the host has hardware KVM
+# (make demo runs it inside the nested host L1 on an emulating host).
 #
-# The final action is `poweroff -f` unless the kernel command line says
-# crosvm_init=reboot or crosvm_init=halt. Without ACPI the kernel cannot
-# power off and "poweroff" ends in "reboot: System halted"; a VMM that ends
-# the guest on an i8042 reset (reboot=k) wants crosvm_init=reboot.
+# The final action is `poweroff -f` (through ACPI \_S5, which ends crosvm
+# with status 0) unless the kernel command line says crosvm_init=reboot (the
+# i8042 reset with reboot=k) or crosvm_init=halt.
 
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 tag="crosvm-busybox-init:"

@@ -17,6 +17,7 @@
 #include <optional>
 #include <thread>
 
+#include "arch/x86_64/acpi.h"
 #include "arch/x86_64/boot.h"
 #include "arch/x86_64/layout.h"
 #include "arch/x86_64/mptable.h"
@@ -27,6 +28,7 @@
 #include "base/strings.h"
 #include "base/terminal.h"
 #include "cli/args.h"
+#include "devices/acpi_pm.h"
 #include "devices/bus.h"
 #include "devices/cmos.h"
 #include "devices/i8042.h"
@@ -241,6 +243,9 @@ struct SerialPort {
   uint16_t port;
   uint32_t irq;
 };
+// SLP_TYP of \_S5: the DSDT says it, the PM device acts on it.
+constexpr uint8_t kAcpiS5SleepType = 5;
+
 constexpr SerialPort kSerialPorts[] = {{0x3f8, 4}, {0x2f8, 3}, {0x3e8, 4}, {0x2e8, 3}};
 
 // What each of COM1..COM4 is connected to: the --serial options, or COM1 on stdout as the
@@ -388,6 +393,11 @@ Status Vm::SetupDevices() {
                                                           "does not restart guests");
                                           }),
                                           0x64, 1));
+  // The ACPI PM registers: the guest's power-off (\_S5) ends crosvm with status 0.
+  CROSVM_RETURN_IF_ERROR(buses_.io.Insert(
+      std::make_shared<devices::AcpiPm>(
+          kAcpiS5SleepType, [exit] { exit->Request(kExitOk, "the guest powered off (ACPI S5)"); }),
+      arch::kAcpiPmIoBase, devices::AcpiPm::kSize));
   return SetupPciDevices();
 }
 
@@ -433,7 +443,18 @@ Status Vm::SetupPciDevices() {
 
   std::vector<arch::MpPciIrq> irqs;
   for (const auto& r : pci_root_->intx_routes()) irqs.push_back({r.slot, r.intx_pin, r.ioapic_pin});
-  return arch::WriteMpTable(*mem_, config_.cpus, irqs);
+  CROSVM_RETURN_IF_ERROR(arch::WriteMpTable(*mem_, config_.cpus, irqs));  // for acpi=off
+  arch::AcpiConfig acpi;
+  acpi.cpu_count = config_.cpus;
+  for (const auto& r : irqs) acpi.pci_irqs.push_back({r.device, r.pin, r.ioapic_pin});
+  acpi.pci_io = {alloc.io.base(), alloc.io.end()};
+  acpi.pci_mmio32 = {alloc.mmio32.base(), alloc.mmio32.end()};
+  acpi.pci_mmio64 = {alloc.mmio64.base(), alloc.mmio64.end()};
+  acpi.pm = {static_cast<uint16_t>(arch::kAcpiPmIoBase + devices::AcpiPm::kPm1Status),
+             static_cast<uint16_t>(arch::kAcpiPmIoBase + devices::AcpiPm::kPm1Control),
+             static_cast<uint16_t>(arch::kAcpiPmIoBase + devices::AcpiPm::kPmTimer),
+             kAcpiS5SleepType};
+  return arch::WriteAcpiTables(*mem_, acpi);
 }
 
 void Vm::StopDevices() {

@@ -55,6 +55,30 @@ void ExpectBootedAndReset(const RunResult& r) {
   std::printf("[ boot     ] %.1f s wall from crosvm start to exit\n", r.seconds);
 }
 
+// The kernel found crosvm's ACPI tables, took its CPUs from the MADT and its PCI root bus from
+// the DSDT, and ACPICA had nothing to complain about.
+void ExpectAcpi(const RunResult& r, int cpus) {
+  for (const char* line :
+       {"ACPI: RSDP 0x00000000000E0000", "ACPI: XSDT ", "ACPI: FACP ", "ACPI: DSDT ", "ACPI: FACS ",
+        "ACPI: APIC ", "ACPI: Using ACPI (MADT) for SMP configuration information",
+        "ACPI: INT_SRC_OVR (bus 0 bus_irq 9 global_irq 9 high level)",
+        "ACPI: LAPIC_NMI (acpi_id[0xff] dfl dfl lint[0x1])", "ACPI: Interpreter enabled",
+        "ACPI: PM: (supports S0 S5)", "ACPI: Using IOAPIC for interrupt routing",
+        "ACPI: PCI Root Bridge [PCI0] (domain 0000 [bus 00])",
+        "pci_bus 0000:00: root bus resource [io  0x1000-0xffff window]",
+        "pci_bus 0000:00: root bus resource [mem 0xd0000000-0xfebfffff window]",
+        "PCI: Using ACPI for IRQ routing"}) {
+    EXPECT_NE(r.output.find(line), std::string::npos) << "missing: " << line << "\n"
+                                                      << Tail(r.output);
+  }
+  std::string allowing = "smpboot: Allowing " + std::to_string(cpus) + " CPUs, 0 hotplug CPUs";
+  EXPECT_NE(r.output.find(allowing), std::string::npos) << FindLine(r.output, "Allowing");
+  for (const char* bad : {"ACPI Error", "ACPI BIOS Error", "ACPI Warning", "ACPI BIOS Warning",
+                          "ACPI Exception", "ACPI: Unable", "Ignoring host bridge windows"}) {
+    EXPECT_EQ(r.output.find(bad), std::string::npos) << FindLine(r.output, bad);
+  }
+}
+
 TEST(LinuxBoot, VmlinuxOneCpu) {
   auto g = LoadGuest();
   ASSERT_TRUE(g);
@@ -92,6 +116,10 @@ TEST(LinuxBoot, VmlinuxOneCpu) {
 
   // The SMBIOS tables identify the machine.
   EXPECT_NE(r.output.find("DMI: crosvm crosvm"), std::string::npos) << Tail(r.output);
+
+  ExpectAcpi(r, 1);
+  // The virtio-rng was found on the root bus the DSDT described (no legacy scan with ACPI).
+  EXPECT_NE(r.output.find("pci 0000:00:01.0: [1af4:1044]"), std::string::npos) << Tail(r.output);
 }
 
 TEST(LinuxBoot, VmlinuxTwoCpus) {
@@ -100,6 +128,7 @@ TEST(LinuxBoot, VmlinuxTwoCpus) {
   RunResult r = Boot(*g, g->kernel, 2);
   ExpectBootedAndReset(r);
   EXPECT_NE(r.output.find("smp: Brought up 1 node, 2 CPUs"), std::string::npos) << Tail(r.output);
+  ExpectAcpi(r, 2);
 }
 
 TEST(LinuxBoot, BzImage) {
@@ -113,9 +142,10 @@ TEST(LinuxBoot, BzImage) {
       << "crosvm did not load it as a bzImage\n"
       << Tail(r.output);
   EXPECT_EQ(r.output.find("(ELF, entry"), std::string::npos) << Tail(r.output);
+  // The bzImage entry finds the RSDP through the zero page too.
+  EXPECT_NE(r.output.find("ACPI: RSDP 0x00000000000E0000"), std::string::npos) << Tail(r.output);
 }
 
-// Needs guest user space, which only hardware KVM can run.
 TEST(BadKernel, MissingFileIsAClearError) {
   RunResult r = RunCrosvm({"run", "/nonexistent/vmlinux"}, 30);
   EXPECT_EQ(r.exit_code, 1) << r.output;

@@ -53,6 +53,19 @@ TEST(TestGuest, HelloEntersThroughElf64WithZeroPage) {
   EXPECT_TRUE(cr0 & 1u);
 }
 
+// The guest finds the RSDP through the zero page, follows XSDT -> FADT -> DSDT as an OS does,
+// and enters \_S5: crosvm's PM device ends the VM with status 0 (on every host, this one too).
+TEST(TestGuest, AcpiPowerOffEndsTheVmWithStatusZero) {
+  RunResult r = RunGuest("acpi_poweroff", {"-m", "64"});
+  ASSERT_FALSE(r.timed_out) << Tail(r.output);
+  EXPECT_NE(r.output.find("TESTGUEST acpi_poweroff: PM1a_CNT 0x604 SLP_TYP 5"), std::string::npos)
+      << Tail(r.output);
+  EXPECT_NE(r.output.find("the guest powered off (ACPI S5)"), std::string::npos) << Tail(r.output);
+  EXPECT_EQ(r.output.find("still running after SLP_EN"), std::string::npos) << Tail(r.output);
+  EXPECT_EQ(r.output.find("TESTGUEST EXIT"), std::string::npos) << Tail(r.output);
+  EXPECT_EQ(r.exit_code, 0) << Tail(r.output);
+}
+
 TEST(TestGuest, GuestExceptionIsReportedAndVmEnds) {
   RunResult r = RunGuest("fault");
   ExpectCleanExit(r, 134);

@@ -108,6 +108,8 @@ Status WriteZeroPage(memory::GuestMemory& mem, const std::optional<setup_header>
     params.hdr.ramdisk_size = static_cast<uint32_t>(initrd->size);
     params.ext_ramdisk_size = static_cast<uint32_t>(initrd->size >> 32);
   }
+  // Where the RSDP is, so that neither entry path (ELF vmlinux, bzImage) has to scan for it.
+  params.acpi_rsdp_addr = kAcpiTablesAddr;
   std::vector<E820Entry> e820 = BuildE820(mem);
   if (e820.size() > E820_MAX_ENTRIES_ZEROPAGE) return Error("too many e820 entries");
   for (size_t i = 0; i < e820.size(); ++i) {

@@ -35,7 +35,8 @@ struct InitrdPlacement {
 };
 
 // Fills in the zero page: `setup_header` is the bzImage's own header when booting a bzImage
-// (it is copied in first), else the loader's defaults are used.
+// (it is copied in first), else the loader's defaults are used. acpi_rsdp_addr is always
+// kAcpiTablesAddr (WriteAcpiTables puts the RSDP there).
 base::Status WriteZeroPage(memory::GuestMemory& mem, const std::optional<setup_header>& hdr,
                            uint64_t cmdline_addr, uint64_t cmdline_size,
                            std::optional<InitrdPlacement> initrd);

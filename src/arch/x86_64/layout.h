@@ -19,6 +19,14 @@ inline constexpr uint64_t kPdAddr = 0xb000;  // four page directories: identity 
 inline constexpr uint64_t kCmdlineAddr = 0x20000;
 inline constexpr uint64_t kCmdlineMaxSize = 2048;  // COMMAND_LINE_SIZE of x86 Linux
 inline constexpr uint64_t kEbdaStart = 0x9fc00;    // RAM below 640 KiB stops here
+// ACPI tables (RSDP first) in 0xe0000-0xeffff: outside the e820 RAM map like the rest of the
+// BIOS area, and inside the 0xe0000-0xfffff range Linux scans for the RSDP (crosvm also hands
+// its address over in the zero page).
+inline constexpr uint64_t kAcpiTablesAddr = 0xe0000;
+inline constexpr uint64_t kAcpiTablesEnd = 0xf0000;
+// The ACPI power-management registers (PM1a event and control blocks, PM timer) on I/O ports:
+// below the PCI I/O window (0x1000-0xffff), clear of every ISA device.
+inline constexpr uint16_t kAcpiPmIoBase = 0x600;
 // The guest scans 0xf0000-0xfffff for the SMBIOS and MP floating pointer structures; the area
 // is outside the e820 RAM map, so the guest never reuses it.
 inline constexpr uint64_t kBiosStart = 0xf0000;
