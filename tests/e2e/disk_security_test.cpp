@@ -17,23 +17,6 @@
 namespace crosvm::e2e {
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = std::string(CROSVM_BUILD_DIR) + "/e2e-disk.XXXXXX";
-    if (mkdtemp(tmpl.data()) != nullptr) path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
-  }
-  std::string File(const std::string& name) const { return path_ + "/" + name; }
-  bool ok() const { return !path_.empty(); }
-
- private:
-  std::string path_;
-};
-
 void StoreBe(std::string& b, size_t at, uint64_t v, int bytes) {
   for (int i = bytes - 1; i >= 0; --i) {
     b[at + i] = static_cast<char>(v & 0xff);
@@ -68,7 +51,7 @@ std::string Hello() {
 
 TEST(DiskSecurity, ProbedImageNamingHostFileIsRefusedBeforeBoot) {
   ASSERT_EQ(access(Hello().c_str(), R_OK), 0) << Hello() << " missing: build the testguests target";
-  TempDir dir;
+  TempDir dir("e2e-disk");
   ASSERT_TRUE(dir.ok());
   const std::string image = dir.File("attack.img");
   std::ofstream(image, std::ios::binary) << AttackImage("/etc/shadow");

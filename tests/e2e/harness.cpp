@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <thread>
 
 extern char** environ;
@@ -115,6 +116,16 @@ std::string HostKvmKind() {
   std::string kind = r.output;
   while (!kind.empty() && (kind.back() == '\n' || kind.back() == ' ')) kind.pop_back();
   return kind;
+}
+
+TempDir::TempDir(const std::string& prefix) {
+  std::string tmpl = std::string(CROSVM_BUILD_DIR) + "/" + prefix + ".XXXXXX";
+  if (mkdtemp(tmpl.data()) != nullptr) path_ = tmpl;
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  if (!path_.empty()) std::filesystem::remove_all(path_, ec);
 }
 
 std::string FindLine(const std::string& output, const std::string& needle) {

@@ -33,6 +33,22 @@ std::optional<std::string> GuestVar(const char* name);
 // "emulated" or "hardware", from guest/host-kvm-kind.sh.
 std::string HostKvmKind();
 
+// A fresh directory under the build tree for one test's files, removed with everything in it
+// when the object goes away.
+class TempDir {
+ public:
+  explicit TempDir(const std::string& prefix = "e2e");
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  std::string File(const std::string& name) const { return path_ + "/" + name; }
+  const std::string& path() const { return path_; }
+  bool ok() const { return !path_.empty(); }
+
+ private:
+  std::string path_;
+};
+
 // The last line of `output` that contains `needle`, or "".
 std::string FindLine(const std::string& output, const std::string& needle);
 // The last 3000 characters, for failure messages.

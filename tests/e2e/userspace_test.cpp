@@ -116,23 +116,6 @@ std::string Result(const GuestRun& g, const std::string& key) {
   return it == g.results.end() ? "<missing " + key + ">" : it->second;
 }
 
-// A fresh directory for one test's disk images, removed at the end.
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/crosvm-userspace-XXXXXX";
-    path_ = mkdtemp(tmpl) ? tmpl : "";
-  }
-  ~TempDir() {
-    if (!path_.empty()) fs::remove_all(path_);
-  }
-  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
 void WriteFile(const std::string& path, const std::string& data) {
   std::ofstream(path, std::ios::binary) << data;
 }
@@ -151,7 +134,7 @@ void MakeExt4(const std::string& image, const std::string& content, int mib) {
 
 // The file `path` inside the ext4 image, read by debugfs on the host.
 std::string Ext4File(const TempDir& dir, const std::string& image, const std::string& path) {
-  std::string out = dir / "debugfs-out";
+  std::string out = dir.File("debugfs-out");
   fs::remove(out);
   RunResult r = RunProcess({"debugfs", "-R", "dump " + path + " " + out, image}, 60);
   EXPECT_EQ(r.exit_code, 0) << r.output;
@@ -193,12 +176,13 @@ INSTANTIATE_TEST_SUITE_P(UserSpace, Memory, ::testing::Values(128, 512));
 
 TEST(UserSpace, ReadOnlyRootRefusesWrites) {
   REQUIRE_USER_SPACE(kernel);
-  TempDir dir;
-  fs::create_directory(dir / "content");
-  WriteFile(dir / "content/hello.txt", "hello from the host\n");
-  MakeExt4(dir / "root.img", dir / "content", 16);
+  TempDir dir("e2e-userspace");
+  ASSERT_TRUE(dir.ok());
+  fs::create_directory(dir.File("content"));
+  WriteFile(dir.File("content/hello.txt"), "hello from the host\n");
+  MakeExt4(dir.File("root.img"), dir.File("content"), 16);
   Options o;
-  o.crosvm_args = {"-r", dir / "root.img"};
+  o.crosvm_args = {"-r", dir.File("root.img")};
   GuestRun g = RunScript(kernel,
                          "mount -t ext4 /dev/vda /mnt\n"
                          "result mode $(awk '$2 == \"/mnt\" { split($4, a, \",\"); print a[1] }' "
@@ -223,23 +207,25 @@ TEST(UserSpace, ReadOnlyRootRefusesWrites) {
 // both after crosvm exits. `qcow2` converts the ext4 disk to qcow2 first.
 void WritableDiskRoundTrip(bool qcow2) {
   REQUIRE_USER_SPACE(kernel);
-  TempDir dir;
-  fs::create_directory(dir / "content");
-  WriteFile(dir / "content/old.txt", "written by the host\n");
-  MakeExt4(dir / "data.img", dir / "content", 32);
-  std::string disk = dir / "data.img";
+  TempDir dir("e2e-userspace");
+  ASSERT_TRUE(dir.ok());
+  fs::create_directory(dir.File("content"));
+  WriteFile(dir.File("content/old.txt"), "written by the host\n");
+  MakeExt4(dir.File("data.img"), dir.File("content"), 32);
+  std::string disk = dir.File("data.img");
   if (qcow2) {
-    disk = dir / "data.qcow2";
-    RunResult c = RunProcess({"qemu-img", "convert", "-O", "qcow2", dir / "data.img", disk}, 60);
+    disk = dir.File("data.qcow2");
+    RunResult c =
+        RunProcess({"qemu-img", "convert", "-O", "qcow2", dir.File("data.img"), disk}, 60);
     ASSERT_EQ(c.exit_code, 0) << c.output;
   }
   {
-    std::ofstream bare(dir / "bare.img", std::ios::binary);
+    std::ofstream bare(dir.File("bare.img"), std::ios::binary);
     bare.seekp((8 << 20) - 1);
     bare.put('\0');
   }
   Options o;
-  o.crosvm_args = {"--rwdisk", disk, "--rwdisk", dir / "bare.img"};
+  o.crosvm_args = {"--rwdisk", disk, "--rwdisk", dir.File("bare.img")};
   GuestRun g = RunScript(kernel,
                          "mount -t ext4 /dev/vda /mnt || exit 1\n"
                          "result old \"$(cat /mnt/old.txt)\"\n"
@@ -254,24 +240,24 @@ void WritableDiskRoundTrip(bool qcow2) {
   EXPECT_EQ(Result(g, "old"), "written by the host") << Tail(g.run.output);
   EXPECT_EQ(Result(g, "blkcheck").rfind("ok write /dev/vdb", 0), 0u) << Result(g, "blkcheck");
 
-  std::string raw = dir / "data.img";
+  std::string raw = dir.File("data.img");
   if (qcow2) {
     RunResult check = RunProcess({"qemu-img", "check", disk}, 60);
     EXPECT_EQ(check.exit_code, 0) << check.output;
     EXPECT_NE(check.output.find("No errors were found"), std::string::npos) << check.output;
-    raw = dir / "back.raw";
+    raw = dir.File("back.raw");
     RunResult c = RunProcess({"qemu-img", "convert", "-O", "raw", disk, raw}, 60);
     ASSERT_EQ(c.exit_code, 0) << c.output;
   }
   RunResult fsck = RunProcess({"e2fsck", "-fn", raw}, 60);
   EXPECT_EQ(fsck.exit_code, 0) << fsck.output;
   EXPECT_EQ(Ext4File(dir, raw, "/new.txt"), "written by the guest\n");
-  std::string big = dir / "big";
+  std::string big = dir.File("big");
   RunProcess({"debugfs", "-R", "dump /big " + big, raw}, 60);
   RunResult sha = RunProcess({"sha256sum", big}, 30);
   EXPECT_EQ(sha.output.substr(0, 64), Result(g, "big_sha"));
   // The bare disk's pattern, recomputed here the way blkcheck makes it.
-  std::string bare = ReadFile(dir / "bare.img");
+  std::string bare = ReadFile(dir.File("bare.img"));
   ASSERT_EQ(bare.size(), 8u << 20);
   bool same = true;
   for (uint64_t off = 1048576; off < 1048576 + 2097152 && same; off += 8) {

@@ -25,25 +25,6 @@ namespace {
 
 constexpr int kBootTimeoutS = 600;
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = std::string(CROSVM_BUILD_DIR) + "/e2e-virtio.XXXXXX";
-    std::vector<char> buf(tmpl.begin(), tmpl.end());
-    buf.push_back('\0');
-    if (mkdtemp(buf.data()) != nullptr) path_ = buf.data();
-  }
-  ~TempDir() {
-    std::error_code ec;
-    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
-  }
-  std::string File(const std::string& name) const { return path_ + "/" + name; }
-  bool ok() const { return !path_.empty(); }
-
- private:
-  std::string path_;
-};
-
 std::string GuestPath(const std::string& name) {
   return std::string(CROSVM_BUILD_DIR) + "/guest/testguests/" + name + ".elf";
 }
@@ -141,7 +122,7 @@ TEST(VirtioTestGuest, RngDeliversEntropy) {
 }
 
 TEST(VirtioTestGuest, BlkReadsSectorZero) {
-  TempDir dir;
+  TempDir dir("e2e-virtio");
   ASSERT_TRUE(dir.ok());
   std::string disk = MakeTextDisk(dir, "CROSVM E2E DISK: sector zero", 1 << 20);
   RunResult r =
@@ -158,7 +139,7 @@ TEST(VirtioTestGuest, BlkReadsSectorZero) {
 }
 
 TEST(VirtioTestGuest, PciScanSeesHostBridgeDisksAndRng) {
-  TempDir dir;
+  TempDir dir("e2e-virtio");
   ASSERT_TRUE(dir.ok());
   std::string disk = MakeTextDisk(dir, "x", 1 << 20);
   RunResult r =
@@ -183,7 +164,7 @@ TEST(VirtioTestGuest, PciScanSeesHostBridgeDisksAndRng) {
 TEST(VirtioLinux, RawRootSecondDiskAndRng) {
   auto g = LoadGuest();
   ASSERT_TRUE(g);
-  TempDir dir;
+  TempDir dir("e2e-virtio");
   ASSERT_TRUE(dir.ok());
   std::string root = MakeExt4Root(dir);
   std::string before = ReadFile(root);
@@ -257,7 +238,7 @@ TEST(VirtioCli, MissingDiskIsAClearErrorBeforeTheVmStarts) {
 }
 
 TEST(VirtioCli, CreateQcow2) {
-  TempDir dir;
+  TempDir dir("e2e-virtio");
   ASSERT_TRUE(dir.ok());
   std::string path = dir.File("new.qcow2");
   RunResult r = RunCrosvm({"create_qcow2", path, "10M"}, 30);
