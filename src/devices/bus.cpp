@@ -1,5 +1,7 @@
 #include "devices/bus.h"
 
+#include "base/rate_limited_log.h"
+
 #include <cstring>
 
 #include "base/logging.h"
@@ -100,8 +102,11 @@ void Bus::LogUnhandled(const char* what, uint64_t addr, size_t size) {
     std::lock_guard lock(logged_mu_);
     if (logged_.size() > 4096 || !logged_.insert(addr).second) return;
   }
-  CROSVM_LOG(INFO) << name_ << ": unhandled " << what << " of " << size << " bytes at " << Hex(addr)
-                   << " (reads return all-ones; logged once per address)";
+  // Once per address, and a guest sweeping thousands of addresses gets a few lines, not one
+  // each.
+  CROSVM_LOG_RATE_LIMITED(unhandled_log_, INFO)
+      << name_ << ": unhandled " << what << " of " << size << " bytes at " << Hex(addr)
+      << " (reads return all-ones; logged once per address)";
 }
 
 }  // namespace crosvm::devices

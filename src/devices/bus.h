@@ -12,6 +12,7 @@
 #include <string>
 
 #include "base/error.h"
+#include "base/rate_limited_log.h"
 
 namespace crosvm::devices {
 
@@ -55,6 +56,7 @@ class Bus {
   std::map<uint64_t, Entry> entries_;  // keyed by base
   std::mutex logged_mu_;
   std::set<uint64_t> logged_;
+  base::RateLimitedLog unhandled_log_;
 };
 
 }  // namespace crosvm::devices

@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -237,4 +238,15 @@ TEST(BusTest, RemoveLeavesOtherDevices) {
 }
 
 }  // namespace
+TEST(BusTest, SweepingUnhandledAddressesGivesABoundedNumberOfLines) {
+  Bus bus("mmio");
+  ::testing::internal::CaptureStderr();
+  uint8_t b = 0;
+  for (uint64_t addr = 0; addr < 10000; ++addr) bus.Write(0x100000 + addr * 8, {&b, 1});
+  std::string out = ::testing::internal::GetCapturedStderr();
+  size_t lines = std::count(out.begin(), out.end(), '\n');
+  EXPECT_GE(lines, 1u);
+  EXPECT_LE(lines, 20u) << out.substr(0, 2000);
+}
+
 }  // namespace crosvm::devices
