@@ -53,7 +53,6 @@ tail -n 3 "$results/e2e.log"
 
 say "unit tests under ThreadSanitizer (the threaded tests, build-tsan/)"
 bash scripts/tsan.sh "$results" || status=1
-tail -n 3 "$results/unit-tsan.log" 2>/dev/null
 
 say "fuzzing: every libFuzzer target for ${CROSVM_FUZZ_SECONDS:-60} s from its seed corpus (build-fuzz/)"
 bash scripts/fuzz.sh --seconds "${CROSVM_FUZZ_SECONDS:-60}" "$results" || status=1

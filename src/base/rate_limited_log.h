@@ -7,7 +7,6 @@
 #include <chrono>
 #include <cstdint>
 #include <mutex>
-#include <source_location>
 #include <string>
 
 #include "base/logging.h"
@@ -30,10 +29,11 @@ class RateLimitedLog {
   // Lines dropped in all (tests, exit summaries).
   uint64_t total_suppressed() const;
 
-  // A warning, attributed to the caller's line.
-  void Warn(const std::string& message,
-            std::source_location loc = std::source_location::current()) {
-    Log(LogLevel::kWarning, loc.file_name(), static_cast<int>(loc.line()), message);
+  // A warning, attributed to the caller's line. (__builtin_FILE/LINE rather than
+  // std::source_location: Debian 12's clang 14 lacks the builtin libstdc++'s version needs.)
+  void Warn(const std::string& message, const char* file = __builtin_FILE(),
+            int line = __builtin_LINE()) {
+    Log(LogLevel::kWarning, file, line, message);
   }
 
  private:
