@@ -68,9 +68,9 @@ if [ "$kind" = hardware ]; then
 else
   say "nested tier (guest user space) inside L1: tests/nested/run-in-l1 (host KVM here: $kind)"
   bash guest/build-l1.sh || die "building the nested test host L1"
-  # One L1 vCPU: with two, guests with 2 or 4 vCPUs ended in a triple fault now and then
-  # (about one run in four of this tier, mid-boot, vCPU 1; see the README's nested-host notes);
-  # with one, the same guests have not failed.
+  # One L1 vCPU: with two, a 4-vCPU guest ended in a triple fault now and then (twice in
+  # about six runs of this tier, mid-boot, on vCPU 1; see the README's nested-host notes).
+  # shared/HOST-KVM.md found one L1 vCPU stable for the same kind of boot.
   tests/nested/run-in-l1 -smp 1 --share "$results" --timeout 1800 -- "${nested[@]}" \
     >"$results/nested.log" 2>&1
   rc=$?
