@@ -25,14 +25,7 @@
 #include "devices/virtio/virtio_pci.h"
 #include "memory/guest_memory.h"
 
-// A violated invariant: say which, then abort (libFuzzer saves the input).
-#define FUZZ_CHECK(cond)                                                            \
-  do {                                                                              \
-    if (!(cond)) {                                                                  \
-      std::fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-      std::abort();                                                                 \
-    }                                                                               \
-  } while (0)
+#include "fuzz_check.h"
 
 namespace {
 
