@@ -13,6 +13,8 @@ PACKAGES=(
   busybox-static
   # libraries linked into crosvm: zlib (qcow2 compressed clusters)
   zlib1g-dev
+  # libseccomp: compiles the device processes' seccomp policies (README: "Dependencies")
+  libseccomp-dev
   # peers: QEMU runs the test guests and the benchmarks side by side; qemu-img checks qcow2
   qemu-system-x86 qemu-utils
   # system-call counts in the benchmark report
