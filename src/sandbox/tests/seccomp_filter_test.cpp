@@ -1,0 +1,395 @@
+// Filters evaluated by the kernel: each case forks a child that loads the filter and makes
+// syscalls; the parent checks how the child ended and what the SIGSYS reporter wrote.
+#include <fcntl.h>
+#include <linux/audit.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <array>
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <thread>
+
+#include "base/fd.h"
+#include "sandbox/seccomp_filter.h"
+#include "sandbox/seccomp_policy.h"
+#include "sandbox/sigsys_reporter.h"
+
+namespace crosvm::sandbox {
+namespace {
+
+// What the child needs besides the calls under test: the reporter's write and exit_group, and
+// what libseccomp's load may do after the filter is in (freeing its buffers).
+constexpr const char* kBase = "write: 1\nexit_group: 1\nmunmap: 1\nbrk: 1\nmadvise: 1\n";
+
+enum class LoadWith { kLibseccomp, kBpfProgram };
+
+struct ChildOutcome {
+  bool exited = false;
+  int exit_code = -1;
+  int signal = 0;
+  std::optional<SigsysRecord> record;
+};
+
+CompiledFilter MustCompile(const std::string& rules, DefaultAction action = DefaultAction::kTrap) {
+  auto policy = SeccompPolicy::ParseString(std::string(kBase) + rules, "test.policy", "/");
+  EXPECT_TRUE(policy.ok()) << policy.error().ToString();
+  if (!policy.ok()) std::abort();
+  auto filter = Compile(*policy, action);
+  EXPECT_TRUE(filter.ok()) << filter.error().ToString();
+  if (!filter.ok()) std::abort();
+  return std::move(filter).value();
+}
+
+// Forks; the child installs the reporter, runs `before_load`, loads the filter and _exits with
+// body()'s result (it never returns into gtest).
+ChildOutcome RunInChild(const CompiledFilter& filter, const std::function<int()>& body,
+                        LoadWith load = LoadWith::kLibseccomp,
+                        const std::function<void()>& before_load = nullptr) {
+  std::optional<BpfProgram> bpf;
+  if (load == LoadWith::kBpfProgram) {
+    auto exported = filter.ExportBpf();
+    EXPECT_TRUE(exported.ok()) << exported.error().ToString();
+    if (exported.ok()) bpf.emplace(std::move(exported).value());
+  }
+  int fds[2];
+  EXPECT_EQ(pipe2(fds, O_CLOEXEC), 0);
+  base::ScopedFd read_end(fds[0]), write_end(fds[1]);
+  pid_t pid = fork();
+  EXPECT_GE(pid, 0);
+  if (pid == 0) {
+    read_end.reset();
+    if (!InstallSigsysReporter(write_end.get()).ok()) _exit(101);
+    if (before_load) before_load();
+    if (load == LoadWith::kBpfProgram) {
+      if (!bpf || bpf->InstallAsyncSignalSafe() != 0) _exit(102);
+    } else if (!filter.Load().ok()) {
+      _exit(103);
+    }
+    _exit(body());
+  }
+  write_end.reset();
+  ChildOutcome out;
+  int status = 0;
+  EXPECT_EQ(waitpid(pid, &status, 0), pid);
+  out.exited = WIFEXITED(status);
+  if (out.exited) out.exit_code = WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) out.signal = WTERMSIG(status);
+  auto record = ReadSigsysRecord(read_end.get());
+  EXPECT_TRUE(record.ok()) << record.error().ToString();
+  if (record.ok()) out.record = *record;
+  return out;
+}
+
+// A syscall whose kernel side ignores its arguments, so only the filter decides.
+long Call(long nr, uint64_t a0 = 0, uint64_t a1 = 0) {
+  return syscall(nr, a0, a1, 0, 0, 0, 0);
+}
+
+enum class Verdict { kAllowed, kTrapped, kOther };
+
+std::ostream& operator<<(std::ostream& os, Verdict v) {
+  return os << (v == Verdict::kAllowed ? "allowed" : v == Verdict::kTrapped ? "trapped" : "other");
+}
+
+// Runs Call(nr, a0, a1) in a child under `filter`: allowed (returned >= 0), or trapped with a
+// record naming `nr`.
+Verdict Try(const CompiledFilter& filter, long nr, uint64_t a0, uint64_t a1 = 0,
+            LoadWith load = LoadWith::kLibseccomp) {
+  ChildOutcome out = RunInChild(
+      filter, [&] { return Call(nr, a0, a1) >= 0 ? 0 : 1; }, load);
+  if (out.exited && out.exit_code == 0 && !out.record) return Verdict::kAllowed;
+  if (out.exited && out.exit_code == kSeccompTrapExitCode && out.record &&
+      out.record->syscall_nr == nr && out.record->arch == AUDIT_ARCH_X86_64) {
+    return Verdict::kTrapped;
+  }
+  ADD_FAILURE() << "exit " << out.exit_code << " signal " << out.signal << " record "
+                << (out.record ? SyscallName(out.record->syscall_nr) : "none");
+  return Verdict::kOther;
+}
+
+TEST(SeccompFilterTest, EqualityAllowsMatchingArgsAndTrapsOthers) {
+  CompiledFilter f = MustCompile("getuid: arg0 == 5\n");
+  EXPECT_EQ(Try(f, SYS_getuid, 5), Verdict::kAllowed);
+
+  ChildOutcome out = RunInChild(f, [] { return Call(SYS_getuid, 6) >= 0 ? 0 : 1; });
+  EXPECT_TRUE(out.exited);
+  EXPECT_EQ(out.exit_code, kSeccompTrapExitCode);
+  ASSERT_TRUE(out.record.has_value());
+  EXPECT_EQ(out.record->magic, kSigsysRecordMagic);
+  EXPECT_EQ(out.record->syscall_nr, SYS_getuid);
+  EXPECT_EQ(out.record->arch, static_cast<uint32_t>(AUDIT_ARCH_X86_64));
+  EXPECT_EQ(SyscallName(out.record->syscall_nr), "getuid");
+  EXPECT_EQ(SyscallName(out.record->syscall_nr, out.record->arch), "getuid");
+}
+
+TEST(SeccompFilterTest, UnlistedSyscallIsTrappedAndNamed) {
+  CompiledFilter f = MustCompile("getuid: 1\n");
+  ChildOutcome out = RunInChild(f, [] { return Call(SYS_getppid) >= 0 ? 0 : 1; });
+  EXPECT_EQ(out.exit_code, kSeccompTrapExitCode);
+  ASSERT_TRUE(out.record.has_value());
+  EXPECT_EQ(SyscallName(out.record->syscall_nr), "getppid");
+  EXPECT_EQ(Try(f, SYS_getuid, 12345), Verdict::kAllowed);
+}
+
+TEST(SeccompFilterTest, ReturnGivesThatErrno) {
+  CompiledFilter f = MustCompile("getgid: return 13\ngeteuid: return ENOSYS\n");
+  ChildOutcome out = RunInChild(f, [] {
+    errno = 0;
+    if (Call(SYS_getgid) != -1 || errno != 13) return 1;
+    errno = 0;
+    if (Call(SYS_geteuid) != -1 || errno != ENOSYS) return 2;
+    return 0;
+  });
+  EXPECT_TRUE(out.exited);
+  EXPECT_EQ(out.exit_code, 0);
+  EXPECT_FALSE(out.record.has_value());
+}
+
+TEST(SeccompFilterTest, AnyBitMask) {
+  CompiledFilter f = MustCompile("getuid: arg0 & 0x6\n");
+  for (uint64_t v : std::initializer_list<uint64_t>{0x2, 0x4, 0x6, 0x7, 0x102}) {
+    EXPECT_EQ(Try(f, SYS_getuid, v), Verdict::kAllowed) << v;
+  }
+  for (uint64_t v : std::initializer_list<uint64_t>{0x0, 0x1, 0x8, 0x100})
+    EXPECT_EQ(Try(f, SYS_getuid, v), Verdict::kTrapped) << v;
+}
+
+TEST(SeccompFilterTest, InMask) {
+  CompiledFilter f = MustCompile("getuid: arg0 in 0x5\n");
+  for (uint64_t v : std::initializer_list<uint64_t>{0x0, 0x1, 0x4, 0x5})
+    EXPECT_EQ(Try(f, SYS_getuid, v), Verdict::kAllowed) << v;
+  for (uint64_t v : std::initializer_list<uint64_t>{0x2, 0x7, 0x8, 0x100000000}) {
+    EXPECT_EQ(Try(f, SYS_getuid, v), Verdict::kTrapped) << v;
+  }
+}
+
+TEST(SeccompFilterTest, OrOfAnds) {
+  CompiledFilter f = MustCompile("getuid: arg0 == 1 && arg1 == 2 || arg0 == 3\n");
+  EXPECT_EQ(Try(f, SYS_getuid, 1, 2), Verdict::kAllowed);
+  EXPECT_EQ(Try(f, SYS_getuid, 3, 0), Verdict::kAllowed);
+  EXPECT_EQ(Try(f, SYS_getuid, 3, 7), Verdict::kAllowed);
+  EXPECT_EQ(Try(f, SYS_getuid, 1, 3), Verdict::kTrapped);
+  EXPECT_EQ(Try(f, SYS_getuid, 2, 2), Verdict::kTrapped);
+}
+
+TEST(SeccompFilterTest, OrderingOperators) {
+  CompiledFilter f = MustCompile(
+      "getuid: arg0 < 10\ngetgid: arg0 <= 10\ngeteuid: arg0 > 10\ngetegid: arg0 >= 10\n"
+      "getppid: arg0 != 10\n");
+  struct Case {
+    long nr;
+    std::array<bool, 3> allowed;  // for 9, 10, 11
+  };
+  for (const Case& c :
+       {Case{SYS_getuid, {true, false, false}}, Case{SYS_getgid, {true, true, false}},
+        Case{SYS_geteuid, {false, false, true}}, Case{SYS_getegid, {false, true, true}},
+        Case{SYS_getppid, {true, false, true}}}) {
+    for (int i = 0; i < 3; ++i) {
+      EXPECT_EQ(Try(f, c.nr, 9 + i), c.allowed[i] ? Verdict::kAllowed : Verdict::kTrapped)
+          << SyscallName(static_cast<int>(c.nr)) << " " << 9 + i;
+    }
+  }
+}
+
+TEST(SeccompFilterTest, MergedTestsOfOneArgument) {
+  // (arg0 & 1) && arg0 in 3: 1 and 3 only.
+  CompiledFilter f = MustCompile("getuid: arg0 & 1 && arg0 in 3\n");
+  for (uint64_t v : std::initializer_list<uint64_t>{1, 3})
+    EXPECT_EQ(Try(f, SYS_getuid, v), Verdict::kAllowed) << v;
+  for (uint64_t v : std::initializer_list<uint64_t>{0, 2, 5})
+    EXPECT_EQ(Try(f, SYS_getuid, v), Verdict::kTrapped) << v;
+}
+
+TEST(SeccompFilterTest, AllSixtyFourBitsAreCompared) {
+  CompiledFilter f = MustCompile("getuid: arg0 == 0x100000005\n");
+  EXPECT_EQ(Try(f, SYS_getuid, 0x100000005), Verdict::kAllowed);
+  EXPECT_EQ(Try(f, SYS_getuid, 5), Verdict::kTrapped);
+}
+
+TEST(SeccompFilterTest, KillProcessDefault) {
+  CompiledFilter f = MustCompile("getuid: 1\n", DefaultAction::kKillProcess);
+  ChildOutcome out = RunInChild(f, [] { return Call(SYS_getppid) >= 0 ? 0 : 1; });
+  EXPECT_FALSE(out.exited);
+  EXPECT_EQ(out.signal, SIGSYS);
+  EXPECT_FALSE(out.record.has_value());  // killed outright, the handler never ran
+}
+
+TEST(SeccompFilterTest, LogDefaultLetsUnlistedCallsThrough) {
+  CompiledFilter f = MustCompile("getuid: arg0 == 1\n", DefaultAction::kLog);
+  pid_t parent = getpid();
+  ChildOutcome out = RunInChild(f, [parent] {
+    if (Call(SYS_getppid) != parent) return 1;
+    if (Call(SYS_getuid, 2) < 0) return 2;  // not matching, but logged and allowed
+    return 0;
+  });
+  EXPECT_TRUE(out.exited);
+  EXPECT_EQ(out.exit_code, 0);
+  EXPECT_FALSE(out.record.has_value());
+}
+
+TEST(SeccompFilterTest, ExportedBpfBehavesTheSame) {
+  CompiledFilter f = MustCompile("getuid: arg0 == 1 || arg0 & 0x30\n");
+  auto fd = f.ExportBpfFd();
+  ASSERT_TRUE(fd.ok()) << fd.error().ToString();
+  struct stat st {};
+  ASSERT_EQ(fstat(fd->get(), &st), 0);
+  EXPECT_GT(st.st_size, 0);
+  EXPECT_EQ(st.st_size % sizeof(sock_filter), 0u);
+  EXPECT_EQ(lseek(fd->get(), 0, SEEK_CUR), 0);
+  auto bpf = f.ExportBpf();
+  ASSERT_TRUE(bpf.ok()) << bpf.error().ToString();
+  EXPECT_EQ(bpf->instructions().size() * sizeof(sock_filter), static_cast<size_t>(st.st_size));
+
+  for (uint64_t v : std::initializer_list<uint64_t>{1, 0x10, 0x20}) {
+    EXPECT_EQ(Try(f, SYS_getuid, v, 0, LoadWith::kBpfProgram), Verdict::kAllowed) << v;
+  }
+  for (uint64_t v : std::initializer_list<uint64_t>{0, 2, 0x40}) {
+    EXPECT_EQ(Try(f, SYS_getuid, v, 0, LoadWith::kBpfProgram), Verdict::kTrapped) << v;
+  }
+}
+
+TEST(SeccompFilterTest, EmptyBpfProgramIsRefused) {
+  EXPECT_FALSE(BpfProgram({}).Install().ok());
+}
+
+// The filter must also cover threads that existed before it was loaded (TSYNC): a thread
+// started first makes a forbidden call after the load.
+void ExpectOtherThreadTrapped(LoadWith load) {
+  CompiledFilter f = MustCompile("read: 1\ngetuid: arg0 == 0\n");
+  int started[2], go[2], hold[2];
+  ASSERT_EQ(pipe(started), 0);
+  ASSERT_EQ(pipe(go), 0);
+  ASSERT_EQ(pipe(hold), 0);
+  ChildOutcome out = RunInChild(
+      f,
+      [&] {
+        char c = 1;
+        if (write(go[1], &c, 1) != 1) return 3;
+        // Nothing is ever written to `hold`: block until the thread's trap ends the process.
+        if (read(hold[0], &c, 1) == 1) return 4;
+        return 5;
+      },
+      load,
+      [&] {
+        // Leaked on purpose: the process ends from inside the thread.
+        new std::thread([&] {
+          char c = 1;
+          if (write(started[1], &c, 1) != 1) _exit(8);
+          if (read(go[0], &c, 1) != 1) _exit(6);
+          Call(SYS_getuid, 99);
+          _exit(7);  // not filtered
+        });
+        // Load only once the thread runs its own code: glibc's thread start-up (signal mask,
+        // rseq) would be trapped too, with SIGSYS still blocked.
+        char c;
+        if (read(started[0], &c, 1) != 1) _exit(9);
+      });
+  for (int fd : {started[0], started[1], go[0], go[1], hold[0], hold[1]}) close(fd);
+  EXPECT_EQ(out.exit_code, kSeccompTrapExitCode) << "signal " << out.signal;
+  ASSERT_TRUE(out.record.has_value());
+  EXPECT_EQ(out.record->syscall_nr, SYS_getuid);
+}
+
+TEST(SeccompFilterTest, LoadCoversExistingThreads) {
+  ExpectOtherThreadTrapped(LoadWith::kLibseccomp);
+}
+
+TEST(SeccompFilterTest, BpfInstallCoversExistingThreads) {
+  ExpectOtherThreadTrapped(LoadWith::kBpfProgram);
+}
+
+TEST(SigsysReporterTest, NonSeccompSigsysKillsAsUsual) {
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  base::ScopedFd read_end(fds[0]), write_end(fds[1]);
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    if (!InstallSigsysReporter(write_end.get()).ok()) _exit(1);
+    kill(getpid(), SIGSYS);
+    _exit(2);
+  }
+  write_end.reset();
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFSIGNALED(status));
+  EXPECT_EQ(WTERMSIG(status), SIGSYS);
+  auto record = ReadSigsysRecord(read_end.get());
+  ASSERT_TRUE(record.ok());
+  EXPECT_FALSE(record->has_value());
+}
+
+TEST(SigsysReporterTest, ReadRejectsShortAndForeignRecords) {
+  auto feed = [](const void* data, size_t size) {
+    int fds[2];
+    EXPECT_EQ(pipe(fds), 0);
+    EXPECT_EQ(write(fds[1], data, size), static_cast<ssize_t>(size));
+    close(fds[1]);
+    auto r = ReadSigsysRecord(fds[0]);
+    close(fds[0]);
+    return r;
+  };
+  SigsysRecord good;
+  good.syscall_nr = SYS_openat;
+  good.arch = AUDIT_ARCH_X86_64;
+  auto r = feed(&good, sizeof(good));
+  ASSERT_TRUE(r.ok());
+  ASSERT_TRUE(r->has_value());
+  EXPECT_EQ((*r)->syscall_nr, SYS_openat);
+  r = feed(&good, 5);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().message(), "short SIGSYS record: 5 bytes");
+  SigsysRecord bad = good;
+  bad.magic = 0;
+  r = feed(&bad, sizeof(bad));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().message(), "SIGSYS record with a bad magic number");
+}
+
+TEST(SigsysReporterTest, SyscallNames) {
+  EXPECT_EQ(SyscallName(SYS_openat), "openat");
+  EXPECT_EQ(SyscallName(SYS_read), "read");
+  EXPECT_EQ(SyscallName(99999), "syscall_99999");
+}
+
+// The shipped policies.
+std::vector<std::string> ShippedPolicies() {
+  std::vector<std::string> out;
+  for (const auto& e : std::filesystem::directory_iterator(CROSVM_POLICY_SOURCE_DIR)) {
+    if (e.path().extension() == ".policy") out.push_back(e.path().string());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+TEST(ShippedPolicyTest, AllParseAndCompile) {
+  std::vector<std::string> files = ShippedPolicies();
+  for (const char* name : {"common_device", "block_device", "rng_device"}) {
+    EXPECT_NE(std::find(files.begin(), files.end(),
+                        std::string(CROSVM_POLICY_SOURCE_DIR) + "/" + name + ".policy"),
+              files.end())
+        << name;
+  }
+  for (const std::string& file : files) {
+    auto policy = SeccompPolicy::ParseFile(file);
+    ASSERT_TRUE(policy.ok()) << policy.error().ToString();
+    EXPECT_NE(policy->Find("exit_group"), nullptr) << file;
+    for (DefaultAction a :
+         {DefaultAction::kTrap, DefaultAction::kKillProcess, DefaultAction::kLog}) {
+      auto filter = Compile(*policy, a);
+      ASSERT_TRUE(filter.ok()) << file << ": " << filter.error().ToString();
+      EXPECT_TRUE(filter->ExportBpf().ok()) << file;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace crosvm::sandbox
