@@ -192,6 +192,10 @@ constexpr auto kConstants = std::to_array<NamedConstant>({
     CROSVM_CONSTANT(SIGTERM),
     CROSVM_CONSTANT(SIGUSR1),
     CROSVM_CONSTANT(SIGUSR2),
+    // glibc's internal thread-cancellation and set*id signals (not in its public headers), whose
+    // handlers the first pthread_create installs.
+    NamedConstant{"SIGCANCEL", static_cast<uint64_t>(__SIGRTMIN)},
+    NamedConstant{"SIGSETXID", static_cast<uint64_t>(__SIGRTMIN + 1)},
     // clock_gettime(2) / clock_nanosleep(2).
     CROSVM_CONSTANT(CLOCK_REALTIME),
     CROSVM_CONSTANT(CLOCK_MONOTONIC),

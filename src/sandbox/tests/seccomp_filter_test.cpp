@@ -4,6 +4,7 @@
 #include <linux/audit.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -11,11 +12,18 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/uio.h>
+
 #include <array>
+#include <condition_variable>
 #include <filesystem>
 #include <functional>
+#include <mutex>
 #include <optional>
 #include <thread>
+#include <vector>
 
 #include "base/fd.h"
 #include "sandbox/seccomp_filter.h"
@@ -389,6 +397,137 @@ TEST(ShippedPolicyTest, AllParseAndCompile) {
       EXPECT_TRUE(filter->ExportBpf().ok()) << file;
     }
   }
+}
+
+CompiledFilter CompileShipped(const std::string& name) {
+  auto policy = SeccompPolicy::ParseFile(std::string(CROSVM_POLICY_SOURCE_DIR) + "/" + name);
+  EXPECT_TRUE(policy.ok()) << policy.error().ToString();
+  if (!policy.ok()) std::abort();
+  auto filter = Compile(*policy, DefaultAction::kTrap);
+  EXPECT_TRUE(filter.ok()) << filter.error().ToString();
+  if (!filter.ok()) std::abort();
+  return std::move(filter).value();
+}
+
+// Each body returns a distinct code for the step that failed, then makes one forbidden call:
+// the child must end trapped on exactly that call, so nothing before it was trapped.
+void ExpectTrappedOn(const CompiledFilter& f, const std::function<int()>& body, long nr) {
+  ChildOutcome out = RunInChild(f, body);
+  ASSERT_TRUE(out.exited) << "signal " << out.signal;
+  ASSERT_EQ(out.exit_code, kSeccompTrapExitCode)
+      << "step " << out.exit_code << " failed"
+      << (out.record ? ", trapped on " + SyscallName(out.record->syscall_nr) : "");
+  ASSERT_TRUE(out.record.has_value());
+  EXPECT_EQ(SyscallName(out.record->syscall_nr), SyscallName(static_cast<int>(nr)));
+}
+
+TEST(ShippedPolicyTest, CommonDeviceRunsThreadsEventsAndMemory) {
+  CompiledFilter f = CompileShipped("common_device.policy");
+  ExpectTrappedOn(
+      f,
+      [] {
+        // Threads with a name, a mutex and a condition variable, joined.
+        std::mutex mu;
+        std::condition_variable cv;
+        bool ready = false;
+        std::thread t([&] {
+          pthread_setname_np(pthread_self(), "crosvm_test");
+          std::lock_guard<std::mutex> lock(mu);
+          ready = true;
+          cv.notify_one();
+        });
+        {
+          std::unique_lock<std::mutex> lock(mu);
+          if (!cv.wait_for(lock, std::chrono::seconds(10), [&] { return ready; })) return 1;
+        }
+        t.join();
+        // Large and small allocations, and a reallocation that moves a big block.
+        std::vector<char> big(8 << 20, 1);
+        big.resize(32 << 20);
+        big.clear();
+        big.shrink_to_fit();
+        // The event loop's calls.
+        int ev = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (ev < 0) return 2;
+        uint64_t one = 1;
+        if (write(ev, &one, sizeof(one)) != sizeof(one)) return 3;
+        int ep = epoll_create1(EPOLL_CLOEXEC);
+        if (ep < 0) return 4;
+        epoll_event e{};
+        e.events = EPOLLIN;
+        if (epoll_ctl(ep, EPOLL_CTL_ADD, ev, &e) != 0) return 5;
+        if (epoll_wait(ep, &e, 1, 1000) != 1) return 6;
+        if (read(ev, &one, sizeof(one)) != sizeof(one)) return 7;
+        if (close(ep) != 0 || close(ev) != 0) return 8;
+        timespec ts{0, 1000};
+        if (nanosleep(&ts, nullptr) != 0) return 9;
+        // Never an executable mapping.
+        mmap(nullptr, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        return 10;
+      },
+      SYS_mmap);
+}
+
+TEST(ShippedPolicyTest, CommonDeviceRefusesFork) {
+  CompiledFilter f = CompileShipped("common_device.policy");
+  ExpectTrappedOn(
+      f,
+      [] {
+        pid_t pid = fork();
+        if (pid == 0) _exit(0);
+        return 1;
+      },
+      SYS_clone);
+}
+
+TEST(ShippedPolicyTest, BlockDeviceDoesDiskIo) {
+  CompiledFilter f = CompileShipped("block_device.policy");
+  std::string path = "/tmp/crosvm_seccomp_disk_XXXXXX";
+  int fd = mkstemp(path.data());
+  ASSERT_GE(fd, 0);
+  unlink(path.c_str());
+  ExpectTrappedOn(
+      f,
+      [fd] {
+        char buf[4096] = {1, 2, 3};
+        if (pwrite(fd, buf, sizeof(buf), 8192) != sizeof(buf)) return 1;
+        if (pread(fd, buf, sizeof(buf), 8192) != sizeof(buf) || buf[2] != 3) return 2;
+        iovec iov{buf, sizeof(buf)};
+        if (pwritev(fd, &iov, 1, 0) != sizeof(buf)) return 3;
+        if (preadv(fd, &iov, 1, 0) != sizeof(buf)) return 4;
+        if (fdatasync(fd) != 0 || fsync(fd) != 0) return 5;
+        // tmpfs and most file systems support both; EOPNOTSUPP would still mean "not trapped".
+        if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 4096) != 0 &&
+            errno != EOPNOTSUPP)
+          return 6;
+        if (fallocate(fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, 0, 4096) != 0 &&
+            errno != EOPNOTSUPP)
+          return 7;
+        struct stat st {};
+        if (fstat(fd, &st) != 0 || st.st_size != 12288) return 8;
+        if (ftruncate(fd, 1 << 20) != 0) return 9;
+        if (lseek(fd, 0, SEEK_END) != 1 << 20) return 10;
+        int flags = fcntl(fd, F_GETFL);
+        if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0) return 11;
+        // Opening files is not a disk device's business.
+        open("/etc/hostname", O_RDONLY);
+        return 12;
+      },
+      SYS_openat);
+  close(fd);
+}
+
+TEST(ShippedPolicyTest, RngDeviceGetsRandomBytes) {
+  CompiledFilter f = CompileShipped("rng_device.policy");
+  ExpectTrappedOn(
+      f,
+      [] {
+        char buf[64];
+        if (getrandom(buf, sizeof(buf), 0) != sizeof(buf)) return 1;
+        Call(SYS_pread64, 0);
+        return 2;
+      },
+      SYS_pread64);
 }
 
 }  // namespace
