@@ -28,7 +28,8 @@ struct SigsysRecord {
 };
 static_assert(sizeof(SigsysRecord) == 12);
 
-// Installs a SIGSYS handler for the whole process. The handler only calls write(2) and _exit(2).
+// Installs a SIGSYS handler for the whole process. The handler only makes the write(2) and
+// exit_group(2) syscalls (raw, bypassing libc and sanitizer interceptors).
 // A SIGSYS that is not from seccomp (kill -SYS) gets the default action instead.
 base::Status InstallSigsysReporter(int fd);
 
