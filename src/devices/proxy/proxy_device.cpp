@@ -16,6 +16,12 @@ Request MakeRequest(RequestType type, int bar = 0, uint64_t addr = 0) {
   return r;
 }
 
+// The BAR accesses the server accepts (anything else is answered here, as no device).
+bool ValidBarAccess(int bar, uint64_t offset, size_t size) {
+  return bar >= 0 && bar < static_cast<int>(pci::kNumBars) && size > 0 && size <= kMaxBarAccess &&
+         offset <= UINT64_MAX - size;
+}
+
 }  // namespace
 
 base::Result<std::shared_ptr<ProxyDevice>> ProxyDevice::Create(std::string name, Channel channel,
@@ -126,6 +132,8 @@ void ProxyDevice::LogDropped(const char* what) {
 }
 
 uint32_t ProxyDevice::ReadConfigRegister(size_t reg) {
+  // What the server would refuse is answered here: a refusal fails the whole device.
+  if (reg >= kConfigRegisters) return 0xffffffff;
   Request req = MakeRequest(RequestType::kReadConfigRegister);
   req.reg = static_cast<uint32_t>(reg);
   auto r = Call(std::move(req));
@@ -137,7 +145,9 @@ uint32_t ProxyDevice::ReadConfigRegister(size_t reg) {
 }
 
 void ProxyDevice::WriteConfigRegister(size_t reg, size_t offset, std::span<const uint8_t> data) {
-  if (offset >= 4 || data.empty() || data.size() > 4 - offset) return;  // not a config access
+  if (reg >= kConfigRegisters || offset >= 4 || data.empty() || data.size() > 4 - offset) {
+    return;  // not a config access
+  }
   Request req = MakeRequest(RequestType::kWriteConfigRegister);
   req.reg = static_cast<uint32_t>(reg);
   req.offset = static_cast<uint8_t>(offset);
@@ -186,10 +196,7 @@ base::Status ProxyDevice::AssignIntx(uint32_t gsi) {
 
 void ProxyDevice::ReadBar(int bar, uint64_t offset, std::span<uint8_t> data) {
   std::memset(data.data(), 0xff, data.size());
-  if (bar < 0 || bar >= static_cast<int>(pci::kNumBars) || data.empty() ||
-      data.size() > kMaxBarAccess) {
-    return;
-  }
+  if (!ValidBarAccess(bar, offset, data.size())) return;
   Request req = MakeRequest(RequestType::kReadBar, bar, offset);
   req.len = static_cast<uint8_t>(data.size());
   auto r = Call(std::move(req));
@@ -214,10 +221,7 @@ void ProxyDevice::ReadBar(int bar, uint64_t offset, std::span<uint8_t> data) {
 }
 
 void ProxyDevice::WriteBar(int bar, uint64_t offset, std::span<const uint8_t> data) {
-  if (bar < 0 || bar >= static_cast<int>(pci::kNumBars) || data.empty() ||
-      data.size() > kMaxBarAccess) {
-    return;
-  }
+  if (!ValidBarAccess(bar, offset, data.size())) return;
   Request req = MakeRequest(RequestType::kWriteBar, bar, offset);
   req.data.assign(data.begin(), data.end());
   if (!Call(std::move(req))) LogDropped("BAR write dropped");

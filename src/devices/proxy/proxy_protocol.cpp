@@ -5,9 +5,6 @@
 namespace crosvm::devices::proxy {
 namespace {
 
-// The highest configuration register (dword) a request may name: PCIe's 4 KiB space.
-constexpr uint32_t kConfigRegisters = 1024;
-
 class Writer {
  public:
   void U8(uint8_t v) { out_.push_back(v); }

@@ -32,6 +32,8 @@ namespace crosvm::devices::proxy {
 // The widest BAR access that travels (the buses use 1, 2, 4 or 8 bytes).
 inline constexpr size_t kMaxBarAccess = 64;
 inline constexpr size_t kMaxErrorLength = 1024;
+// Configuration registers (dwords) a request may name: PCIe's 4 KiB space.
+inline constexpr uint32_t kConfigRegisters = 1024;
 // Effects in one reply message; more are sent in extra messages flagged kReplyMore. Each effect
 // carries at most two fds, so this keeps a message within Channel::kMaxFds.
 inline constexpr size_t kMaxEffectsPerMessage = 16;

@@ -228,6 +228,22 @@ TEST_F(ProxyTest, CallsAndValuesCrossTheBoundary) {
   EXPECT_EQ(failures_, 0);
 }
 
+TEST_F(ProxyTest, AccessesTheServerWouldRefuseAreAnsweredLocally) {
+  uint64_t sent = proxy_->requests_sent();
+  EXPECT_EQ(proxy_->ReadConfigRegister(kConfigRegisters), 0xffffffffu);
+  WriteConfig(kConfigRegisters + 1, 0, 1, 4);
+  WriteConfig(1, 3, 1, 2);  // crosses the register
+  uint8_t buf[kMaxBarAccess + 1];
+  proxy_->ReadBar(0, 0, {buf, sizeof(buf)});
+  EXPECT_EQ(buf[0], 0xff);
+  proxy_->ReadBar(6, 0, {buf, 4});
+  proxy_->ReadBar(0, UINT64_MAX - 1, {buf, 4});
+  proxy_->WriteBar(0, 0, {buf, 0});
+  EXPECT_EQ(proxy_->requests_sent(), sent);
+  EXPECT_FALSE(proxy_->failed()) << "a guest cannot fail the device with odd accesses";
+  EXPECT_TRUE(device_.calls().empty());
+}
+
 TEST_F(ProxyTest, StatusErrorsComeBack) {
   auto s = proxy_->SetBarAddress(0, 0x123);  // not aligned to the BAR's size
   ASSERT_FALSE(s.ok());
