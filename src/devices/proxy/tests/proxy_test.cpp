@@ -399,7 +399,7 @@ class GarbageTest : public ::testing::Test {
     Reply r;
     r.seq = req.seq;
     r.type = req.type;
-    r.state = DeviceState{};
+    r.state.emplace();
     std::vector<int> fds;
     return EncodeReply(r, &fds);
   }
