@@ -12,11 +12,12 @@
 #include <vector>
 
 #include "base/error.h"
+#include "devices/pci/msi_router.h"
 #include "devices/pci/vm_control.h"
 
 namespace crosvm::devices::pci {
 
-class GsiRouter {
+class GsiRouter : public MsiRouter {
  public:
   static constexpr uint32_t kIoapicPins = 24;
   static constexpr uint32_t kFirstMsiGsi = kIoapicPins;
@@ -24,12 +25,10 @@ class GsiRouter {
 
   explicit GsiRouter(VmControl* vm) : vm_(vm) {}
 
-  // A GSI for an MSI route (not routed until SetMsiRoute).
-  base::Result<uint32_t> AllocateGsi();
-  // Routes `gsi` to the MSI message (address, data) and installs the table.
-  base::Status SetMsiRoute(uint32_t gsi, uint64_t address, uint32_t data);
-  // Drops the route of `gsi` (if any) and installs the table.
-  base::Status RemoveRoute(uint32_t gsi);
+  // MsiRouter. SetMsiRoute and RemoveRoute install the whole table.
+  base::Result<uint32_t> AllocateGsi() override;
+  base::Status SetMsiRoute(uint32_t gsi, uint64_t address, uint32_t data) override;
+  base::Status RemoveRoute(uint32_t gsi) override;
 
   // The table as it would be installed now.
   std::vector<kvm_irq_routing_entry> Table() const;

@@ -9,7 +9,7 @@
 namespace crosvm::devices::pci {
 
 base::Result<std::unique_ptr<MsixConfig>> MsixConfig::Create(uint16_t num_vectors, VmControl* vm,
-                                                             GsiRouter* router, std::string name) {
+                                                             MsiRouter* router, std::string name) {
   if (num_vectors == 0 || num_vectors > 2048) {
     return base::Error(name + ": MSI-X needs 1..2048 vectors");
   }

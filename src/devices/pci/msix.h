@@ -1,6 +1,7 @@
 // MSI-X (PCI Local Bus Spec 3.0, 6.8.2): the capability's message control, the vector table
 // and the pending-bit array that live in a BAR, and delivery of each vector through an irqfd
-// whose GSI is routed (by the VM's GsiRouter) to the MSI message the guest programmed.
+// whose GSI is routed (through an MsiRouter, in the end the VM's GsiRouter) to the MSI message
+// the guest programmed.
 //
 // Routes are installed when the guest programs the table (an entry written while unmasked,
 // an entry unmasked, MSI-X enabled), never when a vector fires: KVM_SET_GSI_ROUTING replaces
@@ -19,7 +20,7 @@
 #include "base/error.h"
 #include "base/eventfd.h"
 #include "base/rate_limited_log.h"
-#include "devices/pci/gsi_router.h"
+#include "devices/pci/msi_router.h"
 #include "devices/pci/vm_control.h"
 
 namespace crosvm::devices::pci {
@@ -35,7 +36,7 @@ class MsixConfig {
  public:
   // `vm` and `router` may be null (unit tests): vectors then only write their eventfds.
   static base::Result<std::unique_ptr<MsixConfig>> Create(uint16_t num_vectors, VmControl* vm,
-                                                          GsiRouter* router, std::string name);
+                                                          MsiRouter* router, std::string name);
   ~MsixConfig();
   MsixConfig(const MsixConfig&) = delete;
   MsixConfig& operator=(const MsixConfig&) = delete;
@@ -85,7 +86,7 @@ class MsixConfig {
     uint64_t routed_addr = 0;
     uint32_t routed_data = 0;
   };
-  MsixConfig(VmControl* vm, GsiRouter* router, std::string name)
+  MsixConfig(VmControl* vm, MsiRouter* router, std::string name)
       : vm_(vm), router_(router), name_(std::move(name)) {}
   bool MaskedLocked(const Vector& v) const;
   // Installs the route for v's current message if it is not installed; false on failure.
@@ -94,7 +95,7 @@ class MsixConfig {
   void DeliverPendingLocked();
 
   VmControl* vm_;
-  GsiRouter* router_;
+  MsiRouter* router_;
   std::string name_;
   mutable std::mutex mu_;
   std::vector<Vector> vectors_;

@@ -84,7 +84,7 @@ VirtioPciDevice::VirtioPciDevice(std::string name, std::unique_ptr<VirtioDevice>
 
 base::Result<std::shared_ptr<VirtioPciDevice>> VirtioPciDevice::Create(
     std::unique_ptr<VirtioDevice> device, memory::GuestMemory* mem, pci::VmControl* vm,
-    pci::GsiRouter* router, bool use_msix) {
+    pci::MsiRouter* router, bool use_msix) {
   std::string name = device->DebugName();
   std::shared_ptr<VirtioPciDevice> d(new VirtioPciDevice(name, std::move(device), mem, vm));
   auto status = d->Init(router, use_msix);
@@ -92,7 +92,7 @@ base::Result<std::shared_ptr<VirtioPciDevice>> VirtioPciDevice::Create(
   return d;
 }
 
-base::Status VirtioPciDevice::Init(pci::GsiRouter* router, bool use_msix) {
+base::Status VirtioPciDevice::Init(pci::MsiRouter* router, bool use_msix) {
   for (uint16_t max : device_->QueueMaxSizes()) {
     if (max == 0 || max > kMaxQueueSize || !std::has_single_bit(max)) {
       return base::Error("bad maximum queue size " + std::to_string(max));

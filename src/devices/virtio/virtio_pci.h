@@ -23,7 +23,7 @@
 
 #include "base/error.h"
 #include "base/eventfd.h"
-#include "devices/pci/gsi_router.h"
+#include "devices/pci/msi_router.h"
 #include "devices/pci/msix.h"
 #include "devices/pci/pci_device.h"
 #include "devices/pci/vm_control.h"
@@ -79,7 +79,7 @@ class VirtioPciDevice : public pci::PciDevice {
   static base::Result<std::shared_ptr<VirtioPciDevice>> Create(std::unique_ptr<VirtioDevice> device,
                                                                memory::GuestMemory* mem,
                                                                pci::VmControl* vm,
-                                                               pci::GsiRouter* router,
+                                                               pci::MsiRouter* router,
                                                                bool use_msix = true);
   ~VirtioPciDevice() override;
 
@@ -122,7 +122,7 @@ class VirtioPciDevice : public pci::PciDevice {
  private:
   VirtioPciDevice(std::string name, std::unique_ptr<VirtioDevice> device, memory::GuestMemory* mem,
                   pci::VmControl* vm);
-  base::Status Init(pci::GsiRouter* router, bool use_msix);
+  base::Status Init(pci::MsiRouter* router, bool use_msix);
 
   void ReadCommon(uint64_t offset, std::span<uint8_t> data);
   void WriteCommon(uint64_t offset, std::span<const uint8_t> data);

@@ -8,6 +8,7 @@
 
 #include <cstring>
 
+#include "devices/pci/gsi_router.h"
 #include "devices/pci/tests/fake_vm_control.h"
 
 namespace crosvm::devices::pci {

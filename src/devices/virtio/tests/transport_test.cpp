@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "devices/bus.h"
+#include "devices/pci/gsi_router.h"
 #include "devices/pci/pci_root.h"
 #include "devices/pci/tests/fake_vm_control.h"
 #include "devices/virtio/rng.h"
