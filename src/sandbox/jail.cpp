@@ -404,7 +404,8 @@ Status ConfineDevice(const SpawnArgs& a) {
 
   Status hook = (*a.before_main) ? (*a.before_main)() : base::Ok();
   if (!hook.ok()) {
-    std::string line = "jail " + a.config->name + ": before_main: " + hook.error().ToString() + "\n";
+    std::string line =
+        "jail " + a.config->name + ": before_main: " + hook.error().ToString() + "\n";
     (void)!write(2, line.data(), line.size());
     _exit(Jail::kSetupFailedExitCode);
   }
@@ -579,8 +580,8 @@ Result<Jail> Jail::Spawn(const JailConfig& config, Hook before_main, Main main) 
   if (pipe2(go, O_CLOEXEC) != 0) return Error::FromErrno("jail: pipe");
   ScopedFd go_r(go[0]), go_w(go[1]);
 
-  SpawnArgs args{&config,    &before_main, &main, getpid(), report_w.get(), go_r.get(),
-                 LastCapability()};
+  SpawnArgs args{&config,        &before_main, &main,           getpid(),
+                 report_w.get(), go_r.get(),   LastCapability()};
   // Buffered output would otherwise be written once more by each child that flushes.
   fflush(nullptr);
   pid_t relay = fork();
@@ -674,8 +675,11 @@ std::string ProbeNamespaces() {
   struct {
     int flag;
     const char* what;
-  } const kinds[] = {{CLONE_NEWNS, "mount"}, {CLONE_NEWIPC, "IPC"}, {CLONE_NEWUTS, "UTS"},
-                     {CLONE_NEWNET, "network"}, {CLONE_NEWPID, "PID"}};
+  } const kinds[] = {{CLONE_NEWNS, "mount"},
+                     {CLONE_NEWIPC, "IPC"},
+                     {CLONE_NEWUTS, "UTS"},
+                     {CLONE_NEWNET, "network"},
+                     {CLONE_NEWPID, "PID"}};
   for (const auto& k : kinds) {
     if (unshare(k.flag) != 0) {
       return std::string(k.what) + " namespaces are not available (" + std::strerror(errno) + ")";

@@ -4,6 +4,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -56,11 +57,13 @@ void WriteAll(int fd, const std::string& s) {
   }
 }
 
-// Reads "key=value" lines until a line "end" (or EOF).
+// Reads "key=value" lines until a line "end" (or EOF, or 10 s without data: a failure, not a hang).
 std::map<std::string, std::string> ReadReport(int fd) {
   std::string text;
   char buf[1024];
   while (text.find("end\n") == std::string::npos) {
+    struct pollfd p = {fd, POLLIN, 0};
+    if (poll(&p, 1, 10000) != 1) break;
     ssize_t n = read(fd, buf, sizeof(buf));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
@@ -159,7 +162,8 @@ TEST_F(JailTest, DeviceIsPidOneWithoutCapabilitiesInOwnNamespaces) {
   JailConfig config{.name = "blk0", .keep_fds = {w, r}, .binds = {}, .keep_stdio = true};
   auto jail = Jail::Spawn(config, nullptr, [w, r] {
     WriteAll(w, "pid=" + std::to_string(getpid()) + "\nuid=" + std::to_string(getuid()) +
-                    "\ngid=" + std::to_string(getgid()) + "\nend\n");
+                    "\ngid=" + std::to_string(getgid()) +
+                    "\ndumpable=" + std::to_string(prctl(PR_GET_DUMPABLE, 0, 0, 0, 0)) + "\nend\n");
     char c;
     (void)!read(r, &c, 1);  // until the test lets go
     return 0;
@@ -172,6 +176,8 @@ TEST_F(JailTest, DeviceIsPidOneWithoutCapabilitiesInOwnNamespaces) {
   EXPECT_EQ(inside["pid"], "1");
   EXPECT_EQ(inside["uid"], "0");
   EXPECT_EQ(inside["gid"], "0");
+  // The ID change in the relay resets dumpable; the jail restores it so /proc/PID stays readable.
+  EXPECT_EQ(inside["dumpable"], std::to_string(prctl(PR_GET_DUMPABLE, 0, 0, 0, 0)));
 
   pid_t pid = jail->pid();
   ASSERT_GT(pid, 1);
@@ -182,8 +188,8 @@ TEST_F(JailTest, DeviceIsPidOneWithoutCapabilitiesInOwnNamespaces) {
   }
   std::string outside_uid = std::to_string(geteuid() == 0 ? 65534 : geteuid());
   std::string outside_gid = std::to_string(geteuid() == 0 ? 65534 : getegid());
-  EXPECT_EQ(status["Uid"], outside_uid + "\t" + outside_uid + "\t" + outside_uid + "\t" +
-                               outside_uid);
+  EXPECT_EQ(status["Uid"],
+            outside_uid + "\t" + outside_uid + "\t" + outside_uid + "\t" + outside_uid);
   EXPECT_EQ(status["Gid"].substr(0, outside_gid.size() + 1), outside_gid + "\t");
   if (geteuid() == 0) {
     EXPECT_EQ(status["Groups"], "");  // host root's groups were dropped
@@ -198,16 +204,37 @@ TEST_F(JailTest, DeviceIsPidOneWithoutCapabilitiesInOwnNamespaces) {
 
   // Seen from the host: only stdio and the two kept pipes.
   std::set<int> fds;
-  for (const auto& e : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd")) {
+  for (const auto& e :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd")) {
     fds.insert(std::stoi(e.path().filename().string()));
   }
   EXPECT_EQ(fds, (std::set<int>{0, 1, 2, w, r}));
 
-  release.w.reset();
+  ASSERT_EQ(write(release.w.get(), "x", 1), 1);
   auto end = jail->Wait();
   ASSERT_TRUE(end.ok()) << end.error().ToString();
   EXPECT_TRUE(end->exited());
   EXPECT_EQ(end->exit_code, 0);
+}
+
+TEST_F(JailTest, HostRootsSupplementaryGroupsAreDropped) {
+  // Only host root can drop its groups; anyone else keeps theirs (shown as overflow IDs).
+  bool root = geteuid() == 0;
+  int expected = root ? 0 : getgroups(0, nullptr);
+  pid_t helper = fork();
+  ASSERT_GE(helper, 0);
+  if (helper == 0) {
+    gid_t groups[] = {4242, 4343};
+    if (root && setgroups(2, groups) != 0) _exit(100);
+    auto jail = Jail::Spawn(Named("groups"), nullptr, [] { return getgroups(0, nullptr); });
+    if (!jail.ok()) _exit(101);
+    auto end = jail->Wait();
+    _exit(end.ok() && end->exited() ? end->exit_code : 102);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(helper, &status, 0), helper);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), expected) << "groups in the jail (100+: the helper failed)";
 }
 
 TEST_F(JailTest, RootHoldsOnlyTheBindMounts) {
@@ -257,11 +284,10 @@ TEST_F(JailTest, RootHoldsOnlyTheBindMounts) {
     int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
     bool null_ok = null >= 0 && write(null, "x", 1) == 1;
     WriteAll(w, "root=" + root + "\nro_errno=" + std::to_string(ro_errno) +
-                    "\nro_file_errno=" + std::to_string(ro_file_errno) + "\nread=" +
-                    (got > 0 ? std::string(buf, static_cast<size_t>(got)) : "") +
+                    "\nro_file_errno=" + std::to_string(ro_file_errno) +
+                    "\nread=" + (got > 0 ? std::string(buf, static_cast<size_t>(got)) : "") +
                     "\nwrote=" + std::to_string(wrote) + "\nroot_errno=" +
-                    std::to_string(root_errno) + "\nnull=" + std::to_string(null_ok) +
-                    "\nend\n");
+                    std::to_string(root_errno) + "\nnull=" + std::to_string(null_ok) + "\nend\n");
     return 0;
   });
   ASSERT_TRUE(jail.ok()) << jail.error().ToString();
@@ -296,9 +322,9 @@ TEST_F(JailTest, OnlyKeptFdsStayOpenAndRlimitsAreSet) {
       getrlimit(RLIMIT_CORE, &core);
       getrlimit(RLIMIT_NOFILE, &nofile);
       WriteAll(w, "fds=" + JoinInts(open) + "\ncore=" + std::to_string(core.rlim_cur) + "/" +
-                      std::to_string(core.rlim_max) + "\nnofile=" +
-                      std::to_string(nofile.rlim_cur) + "/" + std::to_string(nofile.rlim_max) +
-                      "\nend\n");
+                      std::to_string(core.rlim_max) +
+                      "\nnofile=" + std::to_string(nofile.rlim_cur) + "/" +
+                      std::to_string(nofile.rlim_max) + "\nend\n");
       return 0;
     });
     ASSERT_TRUE(jail.ok()) << jail.error().ToString();
@@ -446,9 +472,14 @@ class SubreaperJailTest : public JailTest {
   }
   void TearDown() override { prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0); }
 
-  static ScopedFd PidFd(pid_t pid) { return ScopedFd(static_cast<int>(syscall(SYS_pidfd_open, pid, 0))); }
+  static ScopedFd PidFd(pid_t pid) {
+    return ScopedFd(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
+  }
 
+  // The exit status of `pid`, or -1 if it does not end within 10 s.
   static int Reap(pid_t pid) {
+    ScopedFd fd = PidFd(pid);
+    if (fd.valid() && !WaitReadable(fd.get(), 10000)) return -1;
     int status = 0;
     return waitpid(pid, &status, 0) == pid ? status : -1;
   }
@@ -462,7 +493,9 @@ TEST_F(SubreaperJailTest, DeviceDiesWithTheRelay) {
   ScopedFd device_fd = PidFd(device);
   ASSERT_TRUE(device_fd.valid());
   ASSERT_EQ(kill(relay, SIGKILL), 0);
-  EXPECT_TRUE(WaitReadable(device_fd.get(), 10000));
+  bool ended = WaitReadable(device_fd.get(), 10000);
+  if (!ended) syscall(SYS_pidfd_send_signal, device_fd.get(), SIGKILL, nullptr, 0);
+  EXPECT_TRUE(ended);
   EXPECT_EQ(jail->Wait()->signal, SIGKILL);
   int status = Reap(device);  // the orphaned device came to us
   EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << status;
@@ -477,8 +510,8 @@ TEST_F(SubreaperJailTest, JailDiesWithTheSpawningProcess) {
     if (!jail.ok()) _exit(1);
     pid_t device = jail->pid();
     pid_t relay = std::stoi(ReadStatus(device)["PPid"]);
-    WriteAll(pids.w.get(), "device=" + std::to_string(device) + "\nrelay=" +
-                               std::to_string(relay) + "\nend\n");
+    WriteAll(pids.w.get(),
+             "device=" + std::to_string(device) + "\nrelay=" + std::to_string(relay) + "\nend\n");
     _exit(0);  // no destructor: the jail must go because its spawner went
   }
   pids.w.reset();
@@ -488,8 +521,11 @@ TEST_F(SubreaperJailTest, JailDiesWithTheSpawningProcess) {
   pid_t device = std::stoi(got["device"]);
   pid_t relay = std::stoi(got["relay"]);
   int relay_status = Reap(relay);
-  EXPECT_TRUE(WIFSIGNALED(relay_status) && WTERMSIG(relay_status) == SIGKILL) << relay_status;
   int device_status = Reap(device);
+  // Still unreaped (so the PIDs are still theirs) when the test failed: clean up.
+  if (relay_status == -1) kill(relay, SIGKILL);
+  if (device_status == -1) kill(device, SIGKILL);
+  EXPECT_TRUE(WIFSIGNALED(relay_status) && WTERMSIG(relay_status) == SIGKILL) << relay_status;
   EXPECT_TRUE(WIFSIGNALED(device_status) && WTERMSIG(device_status) == SIGKILL) << device_status;
 }
 
