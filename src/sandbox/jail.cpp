@@ -8,6 +8,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
@@ -71,7 +72,7 @@ void SendMessage(int fd, Msg type, int32_t value, const std::string& text = "") 
   char buf[sizeof(MsgHeader) + kMaxMessageText];
   std::memcpy(buf, &header, sizeof(header));
   std::memcpy(buf + sizeof(header), text.data(), header.length);
-  // A failed write means Spawn has gone; the sender notices on its next read of the go pipe.
+  // A failed write means Spawn has gone; the sender notices on its next read of the go socket.
   while (write(fd, buf, sizeof(header) + header.length) < 0 && errno == EINTR) {
   }
 }
@@ -118,7 +119,7 @@ int PidfdSendSignal(int pidfd, int sig) {
   return static_cast<int>(syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0));
 }
 
-// One byte from the go pipe; false at EOF (Spawn gave up or died).
+// One byte from the go socket; false at EOF (Spawn gave up or died).
 bool ReadGoByte(int fd) {
   char c;
   ssize_t n;
@@ -128,11 +129,12 @@ bool ReadGoByte(int fd) {
   return n == 1;
 }
 
+// MSG_NOSIGNAL: a child that died early must not raise SIGPIPE in the caller.
 Status WriteGoByte(int fd) {
   char c = 1;
   ssize_t n;
   do {
-    n = write(fd, &c, 1);
+    n = send(fd, &c, 1, MSG_NOSIGNAL);
   } while (n < 0 && errno == EINTR);
   if (n != 1) return Error::FromErrno("jail: releasing the jailed process");
   return base::Ok();
@@ -359,7 +361,7 @@ struct SpawnArgs {
   const Jail::Main* main;
   pid_t spawner;
   int report;  // write end
-  int go;      // read end
+  int go;      // the children's end of the go socket
   int last_cap;
 };
 
@@ -374,7 +376,7 @@ Status ConfineDevice(const SpawnArgs& a) {
   CROSVM_RETURN_IF_ERROR(InStep("mounts", SetUpMounts(c.binds)));
   CROSVM_RETURN_IF_ERROR(InStep("names", SetNames(c.name)));
   CROSVM_RETURN_IF_ERROR(InStep("rlimits", SetRlimits(highest)));
-  // The two set-up pipes stay open until the go byte; nothing else the caller owned does.
+  // The report pipe and go socket stay open until the go byte; nothing else the caller's does.
   std::vector<int> keep_now = keep;
   keep_now.insert(keep_now.end(), {a.report, a.go});
   std::sort(keep_now.begin(), keep_now.end());
@@ -577,7 +579,10 @@ Result<Jail> Jail::Spawn(const JailConfig& config, Hook before_main, Main main) 
   int go[2];
   if (pipe2(report, O_CLOEXEC) != 0) return Error::FromErrno("jail: pipe");
   ScopedFd report_r(report[0]), report_w(report[1]);
-  if (pipe2(go, O_CLOEXEC) != 0) return Error::FromErrno("jail: pipe");
+  // A socket, not a pipe, for the caller's writes: send() can refuse SIGPIPE.
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, go) != 0) {
+    return Error::FromErrno("jail: socketpair");
+  }
   ScopedFd go_r(go[0]), go_w(go[1]);
 
   SpawnArgs args{&config,        &before_main, &main,           getpid(),
@@ -602,28 +607,31 @@ Result<Jail> Jail::Spawn(const JailConfig& config, Hook before_main, Main main) 
     return e;
   }
   Jail jail(relay, std::move(pidfd));
-  Status s = jail.FinishSpawn(config, std::move(report_r), std::move(go_w));
+  bool ended_early = false;
+  Status s = jail.FinishSpawn(config, std::move(report_r), std::move(go_w), &ended_early);
   if (!s.ok()) {
-    // The pipes are closed, so both children exit on their own; reap the relay.
+    // The pipe and socket are closed, so both children exit on their own; reap the relay.
     Result<ExitInfo> end = jail.Wait();
-    std::string message = s.error().message();
-    if (s.error().errnum() == 0 && s.error().message().ends_with("set-up")) {
-      message += " (" + (end.ok() ? end->ToString() : end.error().ToString()) + ")";
-    }
-    return Error(message, s.error().errnum());
+    if (!ended_early) return s.error();
+    return Error(s.error().message() + " (" +
+                 (end.ok() ? end->ToString() : end.error().ToString()) + ")");
   }
   return jail;
 }
 
 // The set-up conversation: answer kReadyForMap with the ID maps, collect the device's PID and
 // its kSetupDone, then release it with the second go byte once its pidfd is held.
-Status Jail::FinishSpawn(const JailConfig& config, ScopedFd report, ScopedFd go) {
+Status Jail::FinishSpawn(const JailConfig& config, ScopedFd report, ScopedFd go,
+                         bool* ended_early) {
   const std::string context = "jail " + config.name;
   MessageReader reader(report.get());
   bool done = false;
   while (device_pid_ <= 0 || !done) {
     CROSVM_ASSIGN_OR_RETURN(std::optional<Message> msg, reader.Next());
-    if (!msg) return Error(context + ": the jailed process ended during set-up");
+    if (!msg) {
+      *ended_early = true;
+      return Error(context + ": the jailed process ended during set-up");
+    }
     switch (msg->type) {
       case Msg::kReadyForMap: {
         bool to_nobody = geteuid() == 0;

@@ -78,8 +78,10 @@ class Jail {
 
  private:
   Jail(pid_t relay_pid, base::ScopedFd relay_pidfd);
-  // Reads the children's set-up messages and answers them; see jail.cpp.
-  base::Status FinishSpawn(const JailConfig& config, base::ScopedFd report, base::ScopedFd go);
+  // Reads the children's set-up messages and answers them; see jail.cpp. `ended_early`: the
+  // children went without saying why (Spawn then adds how the relay ended).
+  base::Status FinishSpawn(const JailConfig& config, base::ScopedFd report, base::ScopedFd go,
+                           bool* ended_early);
   void Release();
 
   pid_t relay_pid_ = -1;

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -152,6 +153,34 @@ class JailTest : public ::testing::Test {
 
 TEST_F(JailTest, SandboxSupportProbePasses) {
   EXPECT_TRUE(CheckSandboxSupport().ok());
+}
+
+TEST_F(JailTest, SandboxSupportProbeNamesMissingUserNamespaces) {
+  // A helper in its own user namespace sets that namespace's user.max_user_namespaces to 0, so
+  // the probe it runs cannot create one.
+  Pipe out = MakePipe();
+  pid_t helper = fork();
+  ASSERT_GE(helper, 0);
+  if (helper == 0) {
+    if (unshare(CLONE_NEWUSER) != 0) _exit(100);
+    std::ofstream("/proc/self/uid_map") << "0 " << geteuid() << " 1\n";
+    std::ofstream max("/proc/sys/user/max_user_namespaces");
+    max << "0\n";
+    max.close();
+    if (!max) _exit(101);
+    base::Status s = CheckSandboxSupport();
+    WriteAll(out.w.get(),
+             "message=" + (s.ok() ? std::string("ok") : s.error().ToString()) + "\nend\n");
+    _exit(0);
+  }
+  out.w.reset();
+  auto got = ReadReport(out.r.get());
+  int status = 0;
+  ASSERT_EQ(waitpid(helper, &status, 0), helper);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  EXPECT_EQ(got["message"],
+            "user namespaces are not available (sysctl user.max_user_namespaces=0); run with "
+            "--disable-sandbox to run devices without a sandbox");
 }
 
 TEST_F(JailTest, DeviceIsPidOneWithoutCapabilitiesInOwnNamespaces) {
