@@ -267,6 +267,19 @@ Status RemountReadOnly(const std::string& path) {
   return base::Ok();
 }
 
+// The remount above only covers the bind's top mount; mounts below it (a bound /dev's /dev/shm)
+// need mount_setattr (Linux 5.12+; older kernels leave them as they are).
+Status SubmountsReadOnly(const std::string& path) {
+  struct mount_attr attr;
+  std::memset(&attr, 0, sizeof(attr));
+  attr.attr_set = MOUNT_ATTR_RDONLY;
+  if (syscall(SYS_mount_setattr, AT_FDCWD, path.c_str(), AT_RECURSIVE, &attr, sizeof(attr)) != 0 &&
+      errno != ENOSYS) {
+    return Error::FromErrno("make the mounts under " + path + " read-only");
+  }
+  return base::Ok();
+}
+
 struct ResolvedBind {
   std::string source;  // canonical host path
   std::string target;
@@ -307,7 +320,10 @@ Status SetUpMounts(const std::vector<BindMount>& binds) {
     if (mount(from.c_str(), b.target.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0) {
       return Error::FromErrno(what);
     }
-    if (!b.writable) CROSVM_RETURN_IF_ERROR(InStep(what.c_str(), RemountReadOnly(b.target)));
+    if (!b.writable) {
+      CROSVM_RETURN_IF_ERROR(InStep(what.c_str(), RemountReadOnly(b.target)));
+      CROSVM_RETURN_IF_ERROR(InStep(what.c_str(), SubmountsReadOnly(b.target)));
+    }
   }
   if (umount2(kOldRoot, MNT_DETACH) != 0) return Error::FromErrno("unmount the old root");
   if (rmdir(kOldRoot) != 0) return Error::FromErrno(std::string("rmdir ") + kOldRoot);

@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -335,6 +336,36 @@ TEST_F(JailTest, RootHoldsOnlyTheBindMounts) {
   EXPECT_EQ(inside["null"], "1");
   EXPECT_EQ(ReadFile(base + "/rw/out"), "written");
   EXPECT_FALSE(std::filesystem::exists(base + "/ro/new"));
+  std::filesystem::remove_all(base);
+}
+
+TEST_F(JailTest, ReadOnlyBindCoversItsSubmounts) {
+  char tmpl[] = "/tmp/jail_test.XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  std::string base = tmpl;
+  ASSERT_EQ(chmod(base.c_str(), 0755), 0);
+  ASSERT_EQ(mkdir((base + "/sub").c_str(), 0755), 0);
+  // The submount lives in a helper's private mount namespace, not in the test's.
+  pid_t helper = fork();
+  ASSERT_GE(helper, 0);
+  if (helper == 0) {
+    if (unshare(CLONE_NEWNS) != 0) _exit(100);
+    if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) _exit(101);
+    if (mount("tmpfs", (base + "/sub").c_str(), "tmpfs", 0, "mode=0777,size=64k") != 0) _exit(102);
+    JailConfig config = Named("sub");
+    config.binds = {{base, "/b", false}};
+    auto jail = Jail::Spawn(config, nullptr, [] {
+      int fd = open("/b/sub/file", O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+      return fd >= 0 ? 0 : errno;
+    });
+    if (!jail.ok()) _exit(103);
+    auto end = jail->Wait();
+    _exit(end.ok() && end->exited() ? end->exit_code : 104);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(helper, &status, 0), helper);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), EROFS) << "100+: the helper failed";
   std::filesystem::remove_all(base);
 }
 
