@@ -455,6 +455,9 @@ Status ConfineDevice(const SpawnArgs& a) {
 [[noreturn]] void RunRelay(const SpawnArgs& a) {
   DieWithParent(a.spawner);
   ResetSignals();
+  // Its own session: a terminal's ^C or hangup goes to the VMM, which decides the devices' fate,
+  // not straight to the relays.
+  if (setsid() < 0) RelayFail(a.report, Error::FromErrno("namespaces: setsid"));
   bool to_nobody = geteuid() == 0;
   // Host root's supplementary groups would survive the mapping; only host root can drop them,
   // and only before leaving the initial user namespace.

@@ -191,8 +191,10 @@ TEST_F(JailTest, DeviceIsPidOneWithoutCapabilitiesInOwnNamespaces) {
   int r = release.r.get();
   JailConfig config{.name = "blk0", .keep_fds = {w, r}, .binds = {}, .keep_stdio = true};
   auto jail = Jail::Spawn(config, nullptr, [w, r] {
-    WriteAll(w, "pid=" + std::to_string(getpid()) + "\nuid=" + std::to_string(getuid()) +
-                    "\ngid=" + std::to_string(getgid()) +
+    char host[65] = {};
+    gethostname(host, sizeof(host) - 1);
+    WriteAll(w, "host=" + std::string(host) + "\npid=" + std::to_string(getpid()) +
+                    "\nuid=" + std::to_string(getuid()) + "\ngid=" + std::to_string(getgid()) +
                     "\ndumpable=" + std::to_string(prctl(PR_GET_DUMPABLE, 0, 0, 0, 0)) + "\nend\n");
     char c;
     (void)!read(r, &c, 1);  // until the test lets go
@@ -204,6 +206,7 @@ TEST_F(JailTest, DeviceIsPidOneWithoutCapabilitiesInOwnNamespaces) {
 
   auto inside = ReadReport(report.r.get());
   EXPECT_EQ(inside["pid"], "1");
+  EXPECT_EQ(inside["host"], "blk0");
   EXPECT_EQ(inside["uid"], "0");
   EXPECT_EQ(inside["gid"], "0");
   // The ID change in the relay resets dumpable; the jail restores it so /proc/PID stays readable.
@@ -231,6 +234,7 @@ TEST_F(JailTest, DeviceIsPidOneWithoutCapabilitiesInOwnNamespaces) {
     EXPECT_NE(mine, theirs) << ns;
   }
   EXPECT_EQ(ReadFile("/proc/" + std::to_string(pid) + "/comm"), "crosvm:blk0\n");
+  EXPECT_NE(getsid(pid), getsid(0));  // out of the caller's session: no terminal signals
 
   // Seen from the host: only stdio and the two kept pipes.
   std::set<int> fds;
