@@ -66,6 +66,16 @@ void EnableSyslog(const std::string& tag) {
   g_syslog = true;
 }
 
+bool StderrIsTerminal() {
+  static const bool tty = isatty(STDERR_FILENO) == 1;
+  return tty;
+}
+
+void DisableSyslog() {
+  std::lock_guard lock(g_syslog_mu);
+  g_syslog = false;
+}
+
 void LogLine(LogLevel level, const char* file, int line, const std::string& message) {
   const char* base = std::strrchr(file, '/');
   base = base ? base + 1 : file;
@@ -73,7 +83,7 @@ void LogLine(LogLevel level, const char* file, int line, const std::string& mess
                      std::to_string(line) + "] " + message + "\n";
   // One write per line so lines from different threads never interleave. If stdout is a
   // terminal in raw mode, a bare "\n" would not return the carriage; "\r\n" always does.
-  if (isatty(STDERR_FILENO)) text.insert(text.size() - 1, "\r");
+  if (StderrIsTerminal()) text.insert(text.size() - 1, "\r");
   ssize_t unused = ::write(STDERR_FILENO, text.data(), text.size());
   (void)unused;
   if (g_syslog) syslog(SyslogPriority(level), "%s", message.c_str());

@@ -14,6 +14,11 @@ void SetLogLevel(LogLevel level);
 LogLevel GetLogLevel();
 // Also send messages to syslog(3) with this identifier (the seed's --syslog-tag).
 void EnableSyslog(const std::string& tag);
+// Stops copying log lines to syslog (a jailed device process cannot reach /dev/log).
+void DisableSyslog();
+// Whether stderr is a terminal, asked once per process (the first call decides; a process that
+// forks a sandboxed child asks before, so the child never needs the ioctl).
+bool StderrIsTerminal();
 // Writes one finished line (thread-safe: one write(2) per line).
 void LogLine(LogLevel level, const char* file, int line, const std::string& message);
 

@@ -45,6 +45,8 @@
 #include "loader/cmdline.h"
 #include "loader/kernel_loader.h"
 #include "memory/guest_memory.h"
+#include "sandbox/jail.h"
+#include "vmm/device_host.h"
 
 namespace crosvm::cli {
 namespace {
@@ -296,7 +298,8 @@ class Vm {
   std::unique_ptr<devices::pci::KvmVmControl> vm_control_;
   std::unique_ptr<devices::pci::GsiRouter> gsi_router_;
   std::unique_ptr<devices::pci::PciRoot> pci_root_;
-  std::vector<std::shared_ptr<devices::virtio::VirtioPciDevice>> virtio_devices_;
+  // Each virtio device, in its own sandboxed process unless --disable-sandbox.
+  std::vector<std::unique_ptr<vmm::DeviceHost>> device_hosts_;
   std::vector<std::unique_ptr<kvm::Vcpu>> vcpus_;
   std::vector<std::thread> threads_;
   std::atomic<bool> stop_{false};
@@ -420,12 +423,23 @@ Status Vm::SetupPciDevices() {
                                           pci::PciRoot::kConfigIoSize));
   CROSVM_ASSIGN_OR_RETURN(auto alloc, pci::CreateX86SystemAllocator(mem_->end_addr()));
 
-  auto add = [&](std::unique_ptr<virtio::VirtioDevice> device) -> Status {
+  if (config_.sandbox) CROSVM_RETURN_IF_ERROR(sandbox::CheckSandboxSupport());
+  vmm::SandboxOptions sandbox_options{config_.sandbox, config_.seccomp_policy_dir};
+  ExitRequest* exit = exit_.get();
+  // `jail_name` names the device process ("blk0": ps shows "crosvm:blk0"); `policy` is its
+  // seccomp policy (seccomp/x86_64/<policy>.policy).
+  auto add = [&](std::unique_ptr<virtio::VirtioDevice> device, const std::string& jail_name,
+                 const std::string& policy) -> Status {
+    auto make = [&](pci::VmControl* vm, pci::MsiRouter* router) {
+      return virtio::VirtioPciDevice::Create(std::move(device), &*mem_, vm, router);
+    };
     CROSVM_ASSIGN_OR_RETURN(
-        auto dev, virtio::VirtioPciDevice::Create(std::move(device), &*mem_, vm_control_.get(),
-                                                  gsi_router_.get()));
-    CROSVM_RETURN_IF_ERROR(pci_root_->AddDevice(dev, alloc));
-    virtio_devices_.push_back(std::move(dev));
+        auto host,
+        vmm::DeviceHost::Create(
+            jail_name, policy, make, vm_control_.get(), gsi_router_.get(), sandbox_options,
+            [exit](const std::string& why) { exit->Request(vmm::kExitDeviceFailed, why); }));
+    CROSVM_RETURN_IF_ERROR(pci_root_->AddDevice(host->pci_device(), alloc));
+    device_hosts_.push_back(std::move(host));
     return Ok();
   };
   for (size_t i = 0; i < disks_.size(); ++i) {
@@ -435,11 +449,13 @@ Status Vm::SetupPciDevices() {
                      << disk::ImageFormatName(disks_[i]->Format()) << ", "
                      << disks_[i]->VirtualSize() << " bytes, "
                      << (opt.writable ? "read-write" : "read-only") << ")";
-    CROSVM_RETURN_IF_ERROR(add(std::make_unique<virtio::BlockDevice>(
-        std::move(disks_[i]), "virtio-blk " + name, virtio::DiskSerial(opt.path))));
+    CROSVM_RETURN_IF_ERROR(
+        add(std::make_unique<virtio::BlockDevice>(std::move(disks_[i]), "virtio-blk " + name,
+                                                  virtio::DiskSerial(opt.path)),
+            "blk" + std::to_string(i), "block_device"));
   }
   disks_.clear();
-  CROSVM_RETURN_IF_ERROR(add(std::make_unique<virtio::RngDevice>()));
+  CROSVM_RETURN_IF_ERROR(add(std::make_unique<virtio::RngDevice>(), "rng0", "rng_device"));
 
   std::vector<arch::MpPciIrq> irqs;
   for (const auto& r : pci_root_->intx_routes()) irqs.push_back({r.slot, r.intx_pin, r.ioapic_pin});
@@ -460,10 +476,11 @@ Status Vm::SetupPciDevices() {
 void Vm::StopDevices() {
   // Workers stop and BARs leave the buses while the VM, the routing table and guest memory
   // still exist; then the devices are destroyed (their irqfds unregistered).
-  for (auto& d : virtio_devices_) d->Shutdown();
+  // A sandboxed device's process flushes its disk and exits here.
+  for (auto& d : device_hosts_) d->Stop();
   if (pci_root_) pci_root_->UnmapAll();
   pci_root_.reset();
-  virtio_devices_.clear();
+  device_hosts_.clear();
 }
 
 Vm::~Vm() {
@@ -545,12 +562,19 @@ Result<int> Vm::Run() {
   base::ScopedFd signal_fd(sfd);
 
   CROSVM_RETURN_IF_ERROR(Setup());
-  if (config_.sandbox) {
-    CROSVM_LOG(INFO) << "the device sandbox is not built yet: devices run in the main process";
-  }
 
   CROSVM_ASSIGN_OR_RETURN(auto loop, base::EventLoop::Create());
   CROSVM_RETURN_IF_ERROR(loop.Add(exit_->fd(), [&](uint32_t) { loop.Quit(); }));
+  // A device process that ends while the VM runs (a seccomp violation, a crash, a kill) ends
+  // the VM, with a line that names the device and how it ended.
+  for (auto& host : device_hosts_) {
+    if (!host->jailed()) continue;
+    vmm::DeviceHost* h = host.get();
+    CROSVM_RETURN_IF_ERROR(loop.Add(h->exit_fd(), [this, h, &loop](uint32_t) {
+      (void)loop.Remove(h->exit_fd());
+      exit_->Request(vmm::kExitDeviceFailed, h->DescribeExit());
+    }));
+  }
   int signal_number = 0;
   CROSVM_RETURN_IF_ERROR(loop.Add(signal_fd.get(), [&](uint32_t) {
     signalfd_siginfo info;

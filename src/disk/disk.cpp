@@ -119,6 +119,7 @@ class ProbedRawGuardFile : public DiskFile {
   uint64_t VirtualSize() const override { return inner_->VirtualSize(); }
   bool ReadOnly() const override { return inner_->ReadOnly(); }
   ImageFormat Format() const override { return inner_->Format(); }
+  void AppendKeptFds(std::vector<int>& fds) const override { inner_->AppendKeptFds(fds); }
 
  private:
   // At most one log line per second, whatever the guest does.

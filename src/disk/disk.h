@@ -22,6 +22,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "base/error.h"
 #include "base/range.h"
@@ -63,6 +64,9 @@ class DiskFile {
   virtual uint64_t VirtualSize() const = 0;
   virtual bool ReadOnly() const = 0;
   virtual ImageFormat Format() const = 0;
+  // Appends the file descriptors the disk uses (its image and any backing files): a jailed
+  // device process keeps exactly these open.
+  virtual void AppendKeptFds(std::vector<int>& fds) const = 0;
 };
 
 using base::RangeFits;

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <span>
+#include <vector>
 
 #include "base/error.h"
 #include "base/fd.h"
@@ -28,6 +29,8 @@ class FileIo {
   virtual base::Status PunchHole(uint64_t offset, uint64_t length) = 0;
   // Current size in bytes (a block device's capacity).
   virtual base::Result<uint64_t> Size() = 0;
+  // Appends the file descriptors this object uses: a jailed device process keeps exactly these.
+  virtual void AppendKeptFds(std::vector<int>& fds) const = 0;
 };
 
 // FileIo on a file descriptor (regular file or block device): pread/pwrite, fdatasync,
@@ -40,6 +43,7 @@ class FdFileIo : public FileIo {
   base::Status Sync() override;
   base::Status PunchHole(uint64_t offset, uint64_t length) override;
   base::Result<uint64_t> Size() override;
+  void AppendKeptFds(std::vector<int>& fds) const override { fds.push_back(fd_.get()); }
   int fd() const { return fd_.get(); }
 
  private:

@@ -116,6 +116,10 @@ class QcowFile : public DiskFile {
   uint64_t VirtualSize() const override;
   bool ReadOnly() const override { return !writable_; }
   ImageFormat Format() const override { return ImageFormat::kQcow2; }
+  void AppendKeptFds(std::vector<int>& fds) const override {
+    io_->AppendKeptFds(fds);
+    if (backing_) backing_->AppendKeptFds(fds);
+  }
 
   uint64_t cluster_size() const { return cluster_size_; }
   const DiskFile* backing_file() const { return backing_.get(); }

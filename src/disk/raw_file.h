@@ -29,6 +29,7 @@ class RawFile : public DiskFile {
   uint64_t VirtualSize() const override { return size_; }
   bool ReadOnly() const override { return !writable_; }
   ImageFormat Format() const override { return ImageFormat::kRaw; }
+  void AppendKeptFds(std::vector<int>& fds) const override { fds.push_back(fd_.get()); }
 
   // Use Open().
   RawFile(PrivateTag, base::ScopedFd fd, std::string name, bool writable, bool block_device,

@@ -526,7 +526,7 @@ TEST(RunUsageTest, NamesEveryOption) {
 TEST(RunUsageTest, HasTheSandboxNote) {
   const std::string usage = RunUsage();
   EXPECT_THAT(usage, HasSubstr("Sandbox:"));
-  EXPECT_THAT(usage, HasSubstr("not built yet"));
+  EXPECT_THAT(usage, HasSubstr("its own process, in new user, PID, mount"));
 }
 
 }  // namespace

@@ -70,6 +70,10 @@ class MsixConfig {
   // vector unmasked). True until the owner says otherwise.
   void SetBusMaster(bool enabled);
 
+  // Every vector's eventfd (for a jailed device's kept fds).
+  void AppendKeptFds(std::vector<int>& fds) const {
+    for (const auto& v : vectors_) fds.push_back(v.evt.fd());
+  }
   // For tests.
   int vector_fd(uint16_t vector) const { return vectors_[vector].evt.fd(); }
   bool pending(uint16_t vector) const;

@@ -17,8 +17,15 @@ base::Result<base::ScopedFd> Dup(int fd) {
 
 }  // namespace
 
+void EffectRecorder::Close() {
+  std::lock_guard lock(mu_);
+  closed_ = true;
+  pending_.clear();
+}
+
 void EffectRecorder::Add(Effect e) {
   std::lock_guard lock(mu_);
+  if (closed_) return;  // the device is being torn down; nobody applies effects any more
   if (!request_thread_ || *request_thread_ != std::this_thread::get_id()) {
     outside_.fetch_add(1);
     if (!warned_) {

@@ -41,6 +41,9 @@ class EffectRecorder {
   void BeginRequest();
   void EndRequest();
   std::vector<Effect> Take();
+  // The server has stopped: what the device records from now on (its destructor's
+  // unregistrations) is dropped without a warning.
+  void Close();
 
   // Effects recorded outside a request so far (tests).
   uint64_t outside_request() const { return outside_.load(); }
@@ -53,6 +56,7 @@ class EffectRecorder {
   std::optional<std::thread::id> request_thread_;
   std::atomic<uint64_t> outside_{0};
   bool warned_ = false;
+  bool closed_ = false;
 };
 
 // A device's VmControl: forwards to the VM's, or records (in the device process).

@@ -109,6 +109,7 @@ class BlockDevice : public VirtioDevice {
   void ReadConfig(uint64_t offset, std::span<uint8_t> data) const override;
   base::Status Activate(ActivateContext ctx) override;
   void Reset() override;
+  void AppendKeptFds(std::vector<int>& fds) const override { disk_->AppendKeptFds(fds); }
 
   uint64_t capacity_sectors() const;
 

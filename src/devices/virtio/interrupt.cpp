@@ -12,6 +12,12 @@ base::Result<std::unique_ptr<Interrupt>> Interrupt::Create(pci::MsixConfig* msix
   return std::unique_ptr<Interrupt>(new Interrupt(msix, std::move(intx), std::move(resample)));
 }
 
+void Interrupt::AppendKeptFds(std::vector<int>& fds) const {
+  fds.push_back(intx_.fd());
+  fds.push_back(resample_.fd());
+  if (msix_) msix_->AppendKeptFds(fds);
+}
+
 Interrupt::~Interrupt() {
   if (vm_ != nullptr) (void)vm_->UnregisterIrqfd(intx_.fd(), gsi_);
 }

@@ -40,6 +40,8 @@ class Interrupt {
   uint8_t ReadAndClearIsr();
   // KVM lowered INTA# at the guest's EOI: raise it again if the ISR still has bits.
   void Resample();
+  // The INTx eventfds and every MSI-X vector's eventfd (for a jailed device's kept fds).
+  void AppendKeptFds(std::vector<int>& fds) const;
   int intx_fd() const { return intx_.fd(); }
   int resample_fd() const { return resample_.fd(); }
   // The PCI command register's Interrupt Disable bit.

@@ -41,6 +41,10 @@ class VirtioDevice {
   virtual base::Status Activate(ActivateContext ctx) = 0;
   // Stops processing: when it returns, no thread of the device touches guest memory.
   virtual void Reset() = 0;
+  // Appends the file descriptors the device itself uses (a disk image, a tap...): a jailed
+  // device process keeps exactly these, plus the transport's. Fds created after the jail is set
+  // up (a worker's epoll) need not be listed.
+  virtual void AppendKeptFds(std::vector<int>& /*fds*/) const {}
 };
 
 // How much one wake-up of a worker may do before it yields: a guest (a second vCPU refilling the

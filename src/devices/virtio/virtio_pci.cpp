@@ -151,6 +151,14 @@ VirtioPciDevice::~VirtioPciDevice() {
   Shutdown();
 }
 
+std::vector<int> VirtioPciDevice::KeptFds() const {
+  std::vector<int> fds;
+  for (const auto& e : queue_evts_) fds.push_back(e.fd());
+  interrupt_->AppendKeptFds(fds);
+  device_->AppendKeptFds(fds);
+  return fds;
+}
+
 void VirtioPciDevice::Shutdown() {
   std::unique_lock lock(mu_);
   while (resetting_) {

@@ -111,6 +111,9 @@ class VirtioPciDevice : public pci::PciDevice {
 
   // Stops the device (joins its worker) and drops the ioeventfds: for VM teardown.
   void Shutdown();
+  // The file descriptors the device and its transport use (queue notification and interrupt
+  // eventfds, the device's own files): what a jailed device process keeps open.
+  std::vector<int> KeptFds() const;
 
   // For tests.
   VirtioDevice* device() { return device_.get(); }

@@ -73,6 +73,7 @@ class LoggingFileIo : public FileIo {
     return inner_->PunchHole(offset, length);
   }
   Result<uint64_t> Size() override { return inner_->Size(); }
+  void AppendKeptFds(std::vector<int>& fds) const override { inner_->AppendKeptFds(fds); }
 
  private:
   std::unique_ptr<FileIo> inner_;

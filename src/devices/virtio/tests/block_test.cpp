@@ -220,6 +220,7 @@ class CountingDisk : public disk::DiskFile {
   uint64_t VirtualSize() const override { return inner_->VirtualSize(); }
   bool ReadOnly() const override { return inner_->ReadOnly(); }
   disk::ImageFormat Format() const override { return inner_->Format(); }
+  void AppendKeptFds(std::vector<int>& fds) const override { inner_->AppendKeptFds(fds); }
   int flushes = 0;
 
  private:
