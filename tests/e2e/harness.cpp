@@ -82,8 +82,17 @@ RunResult RunInteractive(const std::vector<std::string>& argv, int timeout_s,
     }
     if (std::chrono::steady_clock::now() - start > std::chrono::seconds(timeout_s)) {
       kill(pid, SIGKILL);
-      waitpid(pid, &status, 0);
       result.timed_out = true;
+      // A process stuck in the kernel (uninterruptible sleep in KVM_RUN, say) does not die at
+      // once: wait a bounded time, so that a wedged host fails this test instead of hanging it.
+      auto killed = std::chrono::steady_clock::now();
+      while (waitpid(pid, &status, WNOHANG) != pid) {
+        if (std::chrono::steady_clock::now() - killed > std::chrono::seconds(20)) {
+          result.stuck = true;
+          break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
       break;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));

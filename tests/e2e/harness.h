@@ -11,6 +11,7 @@ namespace crosvm::e2e {
 struct RunResult {
   int exit_code = -1;  // -1: killed by a signal or by the time limit
   bool timed_out = false;
+  bool stuck = false;  // timed out and still not gone 20 s after SIGKILL (stuck in the kernel)
   double seconds = 0;
   std::string output;  // stdout and stderr, interleaved
 };

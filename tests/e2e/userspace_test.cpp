@@ -105,6 +105,9 @@ GuestRun RunScript(const std::string& kernel, const std::string& script, const O
 
 // The script ran to its end with status 0 and the VM ended through the guest's own reset.
 void ExpectCleanRun(const GuestRun& g) {
+  ASSERT_FALSE(g.run.stuck) << "crosvm did not exit within " << kTimeoutS
+                            << " s, nor 20 s after SIGKILL: it is stuck in the host kernel\n"
+                            << Tail(g.run.output);
   ASSERT_FALSE(g.run.timed_out) << "crosvm did not exit within " << kTimeoutS << " s\n"
                                 << Tail(g.run.output);
   EXPECT_EQ(g.status, 0) << Tail(g.run.output);
@@ -159,7 +162,7 @@ TEST_P(Vcpus, NprocSeesEveryVcpu) {
 // One vCPU only, for now: in L1 (2 TCG vCPUs), SMP guests (2 and 4 vCPUs) sometimes ended in a
 // triple fault on vCPU 1 mid-boot, not understood yet (README, "What L1 is not"); SMP boots are
 // tested on kvm_pvm (LinuxBoot.VmlinuxTwoCpus) until then.
-INSTANTIATE_TEST_SUITE_P(UserSpace, Vcpus, ::testing::Values(1));
+INSTANTIATE_TEST_SUITE_P(UserSpace, Vcpus, ::testing::Values(1, 2, 4));
 
 class Memory : public ::testing::TestWithParam<int> {};
 
