@@ -18,10 +18,10 @@ int test_main(void) {
   __asm__ volatile("ud2");
 #elif FAULT_KIND == 1
   printf("TESTGUEST fault: reading 0x10000000000, expect vector 14 (#PF)\n");
-  (void)*(volatile uint64_t *)0x10000000000ull;
+  (void)*(volatile uint64_t*)0x10000000000ull;
 #elif FAULT_KIND == 2
   printf("TESTGUEST fault: reading a non-canonical address, expect vector 13 (#GP)\n");
-  (void)*(volatile uint64_t *)0x8000000000000000ull;
+  (void)*(volatile uint64_t*)0x8000000000000000ull;
 #elif FAULT_KIND == 3
   printf("TESTGUEST fault: dividing by zero, expect vector 0 (#DE)\n");
   volatile uint32_t zero = 0;

@@ -1,4 +1,5 @@
-/* hello: proves the boot path works; prints which entry was used and what the loader handed over. */
+/* hello: proves the boot path works; prints which entry was used and what the loader handed over.
+ */
 #include "testguest.h"
 
 int test_main(void) {

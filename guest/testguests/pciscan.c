@@ -4,7 +4,7 @@
  * reads return all-ones) it reports "no PCI devices". */
 #include "pci.h"
 
-static void print_function(struct pci_addr a, void *ctx) {
+static void print_function(struct pci_addr a, void* ctx) {
   (void)ctx;
   uint32_t id = pci_read32(a, PCI_VENDOR_ID);
   uint32_t cr = pci_read32(a, PCI_CLASS_REVISION);
@@ -19,8 +19,10 @@ static void print_function(struct pci_addr a, void *ctx) {
     int used = pci_bar_probe(a, i, &bar);
     if (bar.size) {
       printf("    BAR%d %s%s addr 0x%lx size 0x%lx\n", i,
-             bar.is_io ? "io" : bar.is_64 ? "mem64" : "mem32", bar.prefetch ? " prefetch" : "",
-             bar.addr, bar.size);
+             bar.is_io   ? "io"
+             : bar.is_64 ? "mem64"
+                         : "mem32",
+             bar.prefetch ? " prefetch" : "", bar.addr, bar.size);
     }
     i += used;
   }
@@ -45,7 +47,9 @@ int test_main(void) {
   int mech = pci_mech1_present();
   printf("pci: config mechanism #1 at 0xcf8: %s\n", mech ? "present" : "not answering");
   int n = pci_enumerate(print_function, 0);
-  if (n == 0) printf("TESTGUEST pciscan: no PCI devices\n");
-  else printf("TESTGUEST pciscan: %d PCI function(s)\n", n);
+  if (n == 0)
+    printf("TESTGUEST pciscan: no PCI devices\n");
+  else
+    printf("TESTGUEST pciscan: %d PCI function(s)\n", n);
   return 0;
 }

@@ -10,11 +10,11 @@
  *                      device notified once per poll round that refilled something
  * Each phase also stops after BENCH_PHASE_MS of TSC time (this host emulates guest
  * instructions, so a phase can be slow). One line per phase:
- *   TESTGUEST blk PHASE mbps=X.Y kiops=X.Y reqs=N bytes=B tsc=T tsc_per_req=P ns_per_req=Q tsc_khz=K
- * (integer arithmetic only; mbps = 10^6 bytes/s). Data buffers live at a fixed guest-physical
- * address (BENCH_BUF, identity mapped, physically contiguous, not part of the image).
- * QEMU: -M q35 -drive file=disk.img,format=raw,if=none,id=d0
- *       -device virtio-blk-pci,drive=d0,disable-legacy=on */
+ *   TESTGUEST blk PHASE mbps=X.Y kiops=X.Y reqs=N bytes=B tsc=T tsc_per_req=P ns_per_req=Q
+ * tsc_khz=K (integer arithmetic only; mbps = 10^6 bytes/s). Data buffers live at a fixed
+ * guest-physical address (BENCH_BUF, identity mapped, physically contiguous, not part of the
+ * image). QEMU: -M q35 -drive file=disk.img,format=raw,if=none,id=d0 -device
+ * virtio-blk-pci,drive=d0,disable-legacy=on */
 #include "virtio.h"
 
 #ifndef BENCH_SEQ_MIB
@@ -85,7 +85,7 @@ static uint64_t notify_addr;
 static uint16_t avail_idx; /* our copy of avail.idx */
 static uint16_t used_seen; /* used.idx consumed so far */
 
-static int queue_setup(struct virtio_dev *d) {
+static int queue_setup(struct virtio_dev* d) {
   mmio_write16(d->common + CC_QUEUE_SELECT, 0);
   uint16_t max = mmio_read16(d->common + CC_QUEUE_SIZE);
   if (max == 0) {
@@ -137,18 +137,20 @@ static void build_chain(int s, uint16_t base, uint64_t buf, uint32_t bytes, uint
 }
 
 static inline void publish(uint16_t head) {
-  *(volatile uint16_t *)&q.avail.ring[avail_idx & (qsize - 1)] = head;
+  *(volatile uint16_t*)&q.avail.ring[avail_idx & (qsize - 1)] = head;
   barrier();
   avail_idx++;
-  *(volatile uint16_t *)&q.avail.idx = avail_idx;
+  *(volatile uint16_t*)&q.avail.idx = avail_idx;
   barrier();
 }
 
-static inline void notify(void) { mmio_write16(notify_addr, 0); }
+static inline void notify(void) {
+  mmio_write16(notify_addr, 0);
+}
 
 static int failed;
 
-static void report(const char *name, uint64_t reqs, uint64_t bytes, uint64_t ticks) {
+static void report(const char* name, uint64_t reqs, uint64_t bytes, uint64_t ticks) {
   uint64_t khz = tsc_khz();
   uint64_t mbps10 = 0, kiops10 = 0, ns_per_req = 0;
   if (ticks && khz) {
@@ -157,15 +159,16 @@ static void report(const char *name, uint64_t reqs, uint64_t bytes, uint64_t tic
     kiops10 = reqs * khz * 10 / ticks;
     ns_per_req = reqs ? ticks * 1000 / khz * 1000 / reqs : 0;
   }
-  printf("TESTGUEST blk %s mbps=%lu.%lu kiops=%lu.%lu reqs=%lu bytes=%lu tsc=%lu tsc_per_req=%lu "
-         "ns_per_req=%lu tsc_khz=%lu\n",
-         name, mbps10 / 10, mbps10 % 10, kiops10 / 10, kiops10 % 10, reqs, bytes, ticks,
-         reqs ? ticks / reqs : 0, ns_per_req, khz);
+  printf(
+      "TESTGUEST blk %s mbps=%lu.%lu kiops=%lu.%lu reqs=%lu bytes=%lu tsc=%lu tsc_per_req=%lu "
+      "ns_per_req=%lu tsc_khz=%lu\n",
+      name, mbps10 / 10, mbps10 % 10, kiops10 / 10, kiops10 % 10, reqs, bytes, ticks,
+      reqs ? ticks / reqs : 0, ns_per_req, khz);
 }
 
 /* Waits for the next used element; returns its id, or -1 after too many polls. */
 static inline int wait_used(void) {
-  volatile uint16_t *uidx = &q.used.idx;
+  volatile uint16_t* uidx = &q.used.idx;
   uint32_t polls = 0;
   while (*uidx == used_seen) {
     if (++polls == 200000000u) return -1;
@@ -177,7 +180,7 @@ static inline int wait_used(void) {
 }
 
 /* Sequential 1 MiB requests over [0, total) bytes, one in flight. */
-static void seq_phase(const char *name, int write, uint64_t total, uint32_t seg,
+static void seq_phase(const char* name, int write, uint64_t total, uint32_t seg,
                       uint64_t deadline_ticks) {
   build_chain(0, 0, BENCH_BUF, REQ_BIG, seg, !write);
   uint64_t reqs = 0, sector = 0, end_sector = total / 512;
@@ -190,8 +193,7 @@ static void seq_phase(const char *name, int write, uint64_t total, uint32_t seg,
     publish(0);
     notify();
     if (wait_used() < 0 || stat[0] != 0) {
-      printf("TESTGUEST blk %s: request at sector %lu failed (status %u)\n", name, sector,
-             stat[0]);
+      printf("TESTGUEST blk %s: request at sector %lu failed (status %u)\n", name, sector, stat[0]);
       failed = 1;
       break;
     }
@@ -203,7 +205,7 @@ static void seq_phase(const char *name, int write, uint64_t total, uint32_t seg,
   report(name, reqs, reqs * REQ_BIG, t - t0);
 }
 
-static void rand_phase(const char *name, int depth, uint64_t max_reqs, uint64_t blocks,
+static void rand_phase(const char* name, int depth, uint64_t max_reqs, uint64_t blocks,
                        uint64_t deadline_ticks) {
   for (int s = 0; s < depth; s++)
     build_chain(s, (uint16_t)(3 * s), BENCH_BUF + REQ_BIG + (uint64_t)s * REQ_SMALL, REQ_SMALL,
@@ -220,7 +222,7 @@ static void rand_phase(const char *name, int depth, uint64_t max_reqs, uint64_t 
     submitted++;
   }
   notify();
-  volatile uint16_t *uidx = &q.used.idx;
+  volatile uint16_t* uidx = &q.used.idx;
   while (done < submitted) {
     int id = wait_used();
     if (id < 0 || id % 3 != 0 || id / 3 >= depth || stat[id / 3] != 0) {
@@ -284,9 +286,10 @@ int test_main(void) {
   uint32_t seg = REQ_BIG;
   if (size_max && size_max < seg) seg = size_max & ~4095u;
   uint32_t nseg = seg ? (REQ_BIG + seg - 1) / seg : 0;
-  printf("TESTGUEST blk: capacity %lu sectors (%lu MiB), size_max %u seg_max %u -> 1 MiB = %u "
-         "segment(s) of %u\n",
-         cap, cap >> 11, size_max, seg_max, nseg, seg);
+  printf(
+      "TESTGUEST blk: capacity %lu sectors (%lu MiB), size_max %u seg_max %u -> 1 MiB = %u "
+      "segment(s) of %u\n",
+      cap, cap >> 11, size_max, seg_max, nseg, seg);
   if (!seg || (seg_max && nseg > seg_max) || nseg + 2 > qsize || 3 * DEPTH > qsize) {
     printf("TESTGUEST blk: the device's limits do not allow 1 MiB requests or QD%d here\n", DEPTH);
     virtio_reset(&dev);

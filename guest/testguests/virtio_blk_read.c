@@ -1,7 +1,8 @@
 /* virtio_blk_read: reads sector 0 of a virtio-blk PCI disk through queue 0
  * (one request: header, 512-byte data buffer, status byte) and prints its
  * first 64 bytes and the capacity.
- * QEMU: -drive file=disk.img,format=raw,if=none,id=d0 -device virtio-blk-pci,drive=d0,disable-legacy=on */
+ * QEMU: -drive file=disk.img,format=raw,if=none,id=d0 -device
+ * virtio-blk-pci,drive=d0,disable-legacy=on */
 #include "virtio.h"
 
 #define VIRTIO_BLK_T_IN 0
@@ -39,7 +40,7 @@ int test_main(void) {
   struct virtq_buf bufs[3] = {
       {&hdr, sizeof(hdr), 0},
       {sector, sizeof(sector), 1},
-      {(void *)&status, 1, 1},
+      {(void*)&status, 1, 1},
   };
   uint32_t len = 0;
   if (virtq_submit(&vq, bufs, 3) || virtq_poll(&vq, &len, 10000000)) {

@@ -168,8 +168,8 @@ std::optional<Guest> LoadGuest() {
 
 std::vector<std::string> RunArgs(const Guest& g, const std::string& disk,
                                  std::vector<std::string> extra = {}) {
-  std::vector<std::string> a = {"run", "-m", "128", "-i", g.initrd, "-p", g.params, "--rwdisk",
-                                disk};
+  std::vector<std::string> a = {"run", "-m",     "128",      "-i", g.initrd,
+                                "-p",  g.params, "--rwdisk", disk};
   a.insert(a.end(), extra.begin(), extra.end());
   a.push_back(g.kernel);
   return a;
@@ -279,8 +279,7 @@ TEST(Sandbox, PolicyViolationNamesTheDeviceAndTheSystemCall) {
   rng.erase(at + 1, rng.find('\n', at + 1) - at);
   std::ofstream(policies + "/rng_device.policy") << rng;
 
-  Vmm vmm(RunArgs(*g, MakeDisk(dir), {"--seccomp-policy-dir", policies}),
-          dir.File("crosvm.log"));
+  Vmm vmm(RunArgs(*g, MakeDisk(dir), {"--seccomp-policy-dir", policies}), dir.File("crosvm.log"));
   int code = vmm.Wait(300s);
   std::string out = vmm.output();
   EXPECT_EQ(code, 4) << Tail(out);
@@ -298,8 +297,8 @@ TEST(Sandbox, DisableSandboxKeepsDevicesInTheVmm) {
   TempDir dir("e2e-sandbox");
   Vmm vmm(RunArgs(*g, MakeDisk(dir), {"--disable-sandbox"}), dir.File("crosvm.log"));
   // The boot gets far enough to probe the devices (their MSI-X is enabled by the guest).
-  for (int i = 0; i < 1200 && vmm.output().find("virtio-rng: the driver enabled MSI-X") ==
-                                  std::string::npos;
+  for (int i = 0;
+       i < 1200 && vmm.output().find("virtio-rng: the driver enabled MSI-X") == std::string::npos;
        ++i) {
     std::this_thread::sleep_for(100ms);
   }

@@ -43,30 +43,34 @@ void serial_putc(char c) {
   serial_raw(c);
 }
 
-void serial_flush(void) { wait_lsr(LSR_TEMT); }
+void serial_flush(void) {
+  wait_lsr(LSR_TEMT);
+}
 
-void puts_nonl(const char *s) {
+void puts_nonl(const char* s) {
   while (*s) serial_putc(*s++);
 }
 
 /* ---- formatting --------------------------------------------------------- */
 
 struct sink {
-  char *buf; /* NULL: serial */
+  char* buf; /* NULL: serial */
   size_t size, len;
 };
 
-static void emit(struct sink *s, char c) {
-  if (!s->buf) serial_putc(c);
-  else if (s->len + 1 < s->size) s->buf[s->len] = c;
+static void emit(struct sink* s, char c) {
+  if (!s->buf)
+    serial_putc(c);
+  else if (s->len + 1 < s->size)
+    s->buf[s->len] = c;
   s->len++;
 }
 
-static void emit_num(struct sink *s, uint64_t v, unsigned base, int upper, int neg, int width,
+static void emit_num(struct sink* s, uint64_t v, unsigned base, int upper, int neg, int width,
                      int zero, int left) {
   char tmp[24];
   int n = 0;
-  const char *digits = upper ? "0123456789ABCDEF" : "0123456789abcdef";
+  const char* digits = upper ? "0123456789ABCDEF" : "0123456789abcdef";
   do {
     tmp[n++] = digits[v % base];
     v /= base;
@@ -82,7 +86,7 @@ static void emit_num(struct sink *s, uint64_t v, unsigned base, int upper, int n
     for (; width > len; width--) emit(s, ' ');
 }
 
-static void format(struct sink *s, const char *fmt, va_list ap) {
+static void format(struct sink* s, const char* fmt, va_list ap) {
   for (; *fmt; fmt++) {
     if (*fmt != '%') {
       emit(s, *fmt);
@@ -91,9 +95,12 @@ static void format(struct sink *s, const char *fmt, va_list ap) {
     fmt++;
     int left = 0, zero = 0, width = 0, lng = 0;
     for (;; fmt++) {
-      if (*fmt == '-') left = 1;
-      else if (*fmt == '0') zero = 1;
-      else break;
+      if (*fmt == '-')
+        left = 1;
+      else if (*fmt == '0')
+        zero = 1;
+      else
+        break;
     }
     if (*fmt == '*') {
       width = va_arg(ap, int);
@@ -102,9 +109,12 @@ static void format(struct sink *s, const char *fmt, va_list ap) {
       while (*fmt >= '0' && *fmt <= '9') width = width * 10 + (*fmt++ - '0');
     }
     for (;; fmt++) {
-      if (*fmt == 'l' || *fmt == 'z' || *fmt == 'j' || *fmt == 't') lng++;
-      else if (*fmt == 'h') continue; /* promoted to int anyway */
-      else break;
+      if (*fmt == 'l' || *fmt == 'z' || *fmt == 'j' || *fmt == 't')
+        lng++;
+      else if (*fmt == 'h')
+        continue; /* promoted to int anyway */
+      else
+        break;
     }
     switch (*fmt) {
       case 'd':
@@ -124,13 +134,13 @@ static void format(struct sink *s, const char *fmt, va_list ap) {
       case 'p':
         emit(s, '0');
         emit(s, 'x');
-        emit_num(s, (uint64_t)(uintptr_t)va_arg(ap, void *), 16, 0, 0, 16, 1, 0);
+        emit_num(s, (uint64_t)(uintptr_t)va_arg(ap, void*), 16, 0, 0, 16, 1, 0);
         break;
       case 'c':
         emit(s, (char)va_arg(ap, int));
         break;
       case 's': {
-        const char *str = va_arg(ap, const char *);
+        const char* str = va_arg(ap, const char*);
         if (!str) str = "(null)";
         int len = (int)strlen(str);
         if (!left)
@@ -153,13 +163,13 @@ static void format(struct sink *s, const char *fmt, va_list ap) {
   }
 }
 
-int vprintf(const char *fmt, va_list ap) {
+int vprintf(const char* fmt, va_list ap) {
   struct sink s = {0, 0, 0};
   format(&s, fmt, ap);
   return (int)s.len;
 }
 
-int printf(const char *fmt, ...) {
+int printf(const char* fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   int n = vprintf(fmt, ap);
@@ -167,14 +177,14 @@ int printf(const char *fmt, ...) {
   return n;
 }
 
-int vsnprintf(char *buf, size_t size, const char *fmt, va_list ap) {
+int vsnprintf(char* buf, size_t size, const char* fmt, va_list ap) {
   struct sink s = {buf, size, 0};
   format(&s, fmt, ap);
   if (size) buf[s.len < size ? s.len : size - 1] = '\0';
   return (int)s.len;
 }
 
-int snprintf(char *buf, size_t size, const char *fmt, ...) {
+int snprintf(char* buf, size_t size, const char* fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   int n = vsnprintf(buf, size, fmt, ap);
@@ -182,13 +192,15 @@ int snprintf(char *buf, size_t size, const char *fmt, ...) {
   return n;
 }
 
-void hexdump(const void *data, size_t len) {
-  const uint8_t *p = data;
+void hexdump(const void* data, size_t len) {
+  const uint8_t* p = data;
   for (size_t off = 0; off < len; off += 16) {
     printf("  %04lx:", off);
     for (size_t i = off; i < off + 16; i++) {
-      if (i < len) printf(" %02x", p[i]);
-      else printf("   ");
+      if (i < len)
+        printf(" %02x", p[i]);
+      else
+        printf("   ");
     }
     printf("  |");
     for (size_t i = off; i < off + 16 && i < len; i++)
@@ -199,22 +211,22 @@ void hexdump(const void *data, size_t len) {
 
 /* ---- string ------------------------------------------------------------- */
 
-void *memset(void *dst, int c, size_t n) {
-  uint8_t *d = dst;
+void* memset(void* dst, int c, size_t n) {
+  uint8_t* d = dst;
   while (n--) *d++ = (uint8_t)c;
   return dst;
 }
 
-void *memcpy(void *dst, const void *src, size_t n) {
-  uint8_t *d = dst;
-  const uint8_t *s = src;
+void* memcpy(void* dst, const void* src, size_t n) {
+  uint8_t* d = dst;
+  const uint8_t* s = src;
   while (n--) *d++ = *s++;
   return dst;
 }
 
-void *memmove(void *dst, const void *src, size_t n) {
-  uint8_t *d = dst;
-  const uint8_t *s = src;
+void* memmove(void* dst, const void* src, size_t n) {
+  uint8_t* d = dst;
+  const uint8_t* s = src;
   if (d < s) {
     while (n--) *d++ = *s++;
   } else {
@@ -223,14 +235,14 @@ void *memmove(void *dst, const void *src, size_t n) {
   return dst;
 }
 
-int memcmp(const void *a, const void *b, size_t n) {
+int memcmp(const void* a, const void* b, size_t n) {
   const uint8_t *x = a, *y = b;
   for (; n; n--, x++, y++)
     if (*x != *y) return *x - *y;
   return 0;
 }
 
-size_t strlen(const char *s) {
+size_t strlen(const char* s) {
   size_t n = 0;
   while (s[n]) n++;
   return n;

@@ -43,7 +43,7 @@ int pci_mech1_present(void) {
 }
 
 /* Depth-first over buses; `seen` guards against bridges that point back. */
-static int enumerate_bus(uint8_t bus, pci_visit_fn fn, void *ctx, uint8_t *seen, int depth) {
+static int enumerate_bus(uint8_t bus, pci_visit_fn fn, void* ctx, uint8_t* seen, int depth) {
   int found = 0;
   if (seen[bus] || depth > 32) return 0;
   seen[bus] = 1;
@@ -66,7 +66,7 @@ static int enumerate_bus(uint8_t bus, pci_visit_fn fn, void *ctx, uint8_t *seen,
   return found;
 }
 
-int pci_enumerate(pci_visit_fn fn, void *ctx) {
+int pci_enumerate(pci_visit_fn fn, void* ctx) {
   static uint8_t seen[256];
   memset(seen, 0, sizeof(seen));
   return enumerate_bus(0, fn, ctx, seen, 0);
@@ -74,16 +74,16 @@ int pci_enumerate(pci_visit_fn fn, void *ctx) {
 
 struct find_ctx {
   uint16_t vendor;
-  const uint16_t *devices;
-  struct pci_addr *out;
+  const uint16_t* devices;
+  struct pci_addr* out;
   int found;
 };
 
-static void find_visit(struct pci_addr a, void *p) {
-  struct find_ctx *c = p;
+static void find_visit(struct pci_addr a, void* p) {
+  struct find_ctx* c = p;
   if (c->found || pci_read16(a, PCI_VENDOR_ID) != c->vendor) return;
   uint16_t id = pci_read16(a, PCI_DEVICE_ID);
-  for (const uint16_t *d = c->devices; *d; d++) {
+  for (const uint16_t* d = c->devices; *d; d++) {
     if (*d == id) {
       *c->out = a;
       c->found = 1;
@@ -92,13 +92,13 @@ static void find_visit(struct pci_addr a, void *p) {
   }
 }
 
-int pci_find(uint16_t vendor, const uint16_t *devices, struct pci_addr *out) {
+int pci_find(uint16_t vendor, const uint16_t* devices, struct pci_addr* out) {
   struct find_ctx c = {vendor, devices, out, 0};
   pci_enumerate(find_visit, &c);
   return c.found;
 }
 
-int pci_bar_probe(struct pci_addr a, int index, struct pci_bar *bar) {
+int pci_bar_probe(struct pci_addr a, int index, struct pci_bar* bar) {
   uint8_t off = (uint8_t)(PCI_BAR0 + 4 * index);
   memset(bar, 0, sizeof(*bar));
   uint16_t cmd = pci_read16(a, PCI_COMMAND);
@@ -139,7 +139,7 @@ int pci_bar_probe(struct pci_addr a, int index, struct pci_bar *bar) {
   return slots;
 }
 
-void pci_bar_set(struct pci_addr a, int index, const struct pci_bar *bar, uint64_t addr) {
+void pci_bar_set(struct pci_addr a, int index, const struct pci_bar* bar, uint64_t addr) {
   uint8_t off = (uint8_t)(PCI_BAR0 + 4 * index);
   uint32_t type_bits = pci_read32(a, off) & 0xf;
   pci_write32(a, off, ((uint32_t)addr & ~0xfu) | type_bits);
@@ -157,12 +157,12 @@ uint8_t pci_find_cap(struct pci_addr a, uint8_t id, uint8_t start) {
   return 0;
 }
 
-const char *pci_class_name(uint8_t base_class) {
-  static const char *const names[] = {
-      "unclassified", "storage",  "network",     "display",          "multimedia",
-      "memory",       "bridge",   "comm",        "system",           "input",
-      "docking",      "processor", "serial bus", "wireless",         "intelligent io",
-      "satellite",    "crypto",   "signal proc", "processing accel", "instrumentation"};
+const char* pci_class_name(uint8_t base_class) {
+  static const char* const names[] = {
+      "unclassified", "storage",   "network",     "display",          "multimedia",
+      "memory",       "bridge",    "comm",        "system",           "input",
+      "docking",      "processor", "serial bus",  "wireless",         "intelligent io",
+      "satellite",    "crypto",    "signal proc", "processing accel", "instrumentation"};
   if (base_class < sizeof(names) / sizeof(names[0])) return names[base_class];
   return "other";
 }

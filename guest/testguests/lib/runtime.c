@@ -3,20 +3,26 @@
 
 void testguest_start(uint32_t path, uint64_t info) __attribute__((noreturn, used));
 struct exception_frame;
-void exception_handler(struct exception_frame *f) __attribute__((used));
+void exception_handler(struct exception_frame* f) __attribute__((used));
 
 static enum boot_path g_boot_path;
 static uint64_t g_boot_info;
 
-enum boot_path boot_path(void) { return g_boot_path; }
-const char *boot_path_name(void) {
+enum boot_path boot_path(void) {
+  return g_boot_path;
+}
+const char* boot_path_name(void) {
   switch (g_boot_path) {
-    case BOOT_PATH_PVH: return "pvh";
-    case BOOT_PATH_ELF64: return "elf64";
+    case BOOT_PATH_PVH:
+      return "pvh";
+    case BOOT_PATH_ELF64:
+      return "elf64";
   }
   return "unknown";
 }
-uint64_t boot_info_addr(void) { return g_boot_info; }
+uint64_t boot_info_addr(void) {
+  return g_boot_info;
+}
 
 void testguest_start(uint32_t path, uint64_t info) {
   g_boot_path = (enum boot_path)path;
@@ -41,19 +47,24 @@ static void print_cmdline(uint64_t addr) {
     printf("  cmdline: (none)\n");
     return;
   }
-  const char *s = (const char *)addr;
+  const char* s = (const char*)addr;
   printf("  cmdline: \"");
   for (int i = 0; i < 256 && s[i]; i++) serial_putc(s[i] >= 32 && s[i] < 127 ? s[i] : '?');
   printf("\"\n");
 }
 
-static const char *e820_type_name(uint32_t t) {
+static const char* e820_type_name(uint32_t t) {
   switch (t) {
-    case 1: return "ram";
-    case 2: return "reserved";
-    case 3: return "acpi";
-    case 4: return "nvs";
-    case 5: return "unusable";
+    case 1:
+      return "ram";
+    case 2:
+      return "reserved";
+    case 3:
+      return "acpi";
+    case 4:
+      return "nvs";
+    case 5:
+      return "unusable";
   }
   return "?";
 }
@@ -117,7 +128,7 @@ void guest_exit(int code) {
     uint64_t base;
   } no_idt = {0, 0};
   __asm__ volatile("lidt %0" : : "m"(no_idt));
-  (void)*(volatile uint64_t *)0x8000000000000000ull;
+  (void)*(volatile uint64_t*)0x8000000000000000ull;
   for (;;) __asm__ volatile("cli; hlt");
 }
 
@@ -160,18 +171,42 @@ void idt_init(void) {
   __asm__ volatile("lidt %0" : : "m"(idtr));
 }
 
-static const char *const exception_names[32] = {
-    "#DE divide error", "#DB debug", "NMI", "#BP breakpoint", "#OF overflow", "#BR bound range",
-    "#UD invalid opcode", "#NM device not available", "#DF double fault", "coprocessor overrun",
-    "#TS invalid TSS", "#NP segment not present", "#SS stack fault", "#GP general protection",
-    "#PF page fault", "reserved 15", "#MF x87 error", "#AC alignment check", "#MC machine check",
-    "#XM SIMD error", "#VE virtualization", "#CP control protection", "reserved 22", "reserved 23",
-    "reserved 24", "reserved 25", "reserved 26", "reserved 27", "#HV hypervisor injection",
-    "#VC VMM communication", "#SX security", "reserved 31"};
+static const char* const exception_names[32] = {"#DE divide error",
+                                                "#DB debug",
+                                                "NMI",
+                                                "#BP breakpoint",
+                                                "#OF overflow",
+                                                "#BR bound range",
+                                                "#UD invalid opcode",
+                                                "#NM device not available",
+                                                "#DF double fault",
+                                                "coprocessor overrun",
+                                                "#TS invalid TSS",
+                                                "#NP segment not present",
+                                                "#SS stack fault",
+                                                "#GP general protection",
+                                                "#PF page fault",
+                                                "reserved 15",
+                                                "#MF x87 error",
+                                                "#AC alignment check",
+                                                "#MC machine check",
+                                                "#XM SIMD error",
+                                                "#VE virtualization",
+                                                "#CP control protection",
+                                                "reserved 22",
+                                                "reserved 23",
+                                                "reserved 24",
+                                                "reserved 25",
+                                                "reserved 26",
+                                                "reserved 27",
+                                                "#HV hypervisor injection",
+                                                "#VC VMM communication",
+                                                "#SX security",
+                                                "reserved 31"};
 
 static int in_exception;
 
-void exception_handler(struct exception_frame *f) {
+void exception_handler(struct exception_frame* f) {
   if (in_exception++) {
     /* An exception while reporting one: do not recurse, just end the VM. */
     outb(0x64, 0xfe);

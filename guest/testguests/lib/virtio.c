@@ -35,13 +35,18 @@
 #define BAR_SCRATCH_END 0xf0000000ull
 static uint64_t bar_scratch_next = BAR_SCRATCH_BASE;
 
-static const char *cap_type_name(uint8_t t) {
+static const char* cap_type_name(uint8_t t) {
   switch (t) {
-    case VIRTIO_PCI_CAP_COMMON_CFG: return "common";
-    case VIRTIO_PCI_CAP_NOTIFY_CFG: return "notify";
-    case VIRTIO_PCI_CAP_ISR_CFG: return "isr";
-    case VIRTIO_PCI_CAP_DEVICE_CFG: return "device";
-    case VIRTIO_PCI_CAP_PCI_CFG: return "pci-cfg";
+    case VIRTIO_PCI_CAP_COMMON_CFG:
+      return "common";
+    case VIRTIO_PCI_CAP_NOTIFY_CFG:
+      return "notify";
+    case VIRTIO_PCI_CAP_ISR_CFG:
+      return "isr";
+    case VIRTIO_PCI_CAP_DEVICE_CFG:
+      return "device";
+    case VIRTIO_PCI_CAP_PCI_CFG:
+      return "pci-cfg";
   }
   return "?";
 }
@@ -63,7 +68,7 @@ static uint64_t bar_address(struct pci_addr a, int index) {
   return bar.addr;
 }
 
-int virtio_pci_find(uint16_t virtio_type, struct virtio_dev *dev) {
+int virtio_pci_find(uint16_t virtio_type, struct virtio_dev* dev) {
   memset(dev, 0, sizeof(*dev));
   uint16_t ids[3] = {(uint16_t)(0x1040 + virtio_type), 0, 0};
   /* transitional device ids (virtio 1.x, 4.1.2.1) */
@@ -76,8 +81,8 @@ int virtio_pci_find(uint16_t virtio_type, struct virtio_dev *dev) {
   }
   struct pci_addr a = dev->pci;
   dev->device_id = pci_read16(a, PCI_DEVICE_ID);
-  printf("virtio: type %u device %04x at %02x:%02x.%x\n", virtio_type, dev->device_id, a.bus,
-         a.dev, a.fn);
+  printf("virtio: type %u device %04x at %02x:%02x.%x\n", virtio_type, dev->device_id, a.bus, a.dev,
+         a.fn);
 
   uint64_t bar_addr[6] = {0};
   int bar_checked[6] = {0};
@@ -125,16 +130,20 @@ int virtio_pci_find(uint16_t virtio_type, struct virtio_dev *dev) {
   return 0;
 }
 
-static uint8_t status_read(struct virtio_dev *d) { return mmio_read8(d->common + CC_DEVICE_STATUS); }
-static void status_write(struct virtio_dev *d, uint8_t s) { mmio_write8(d->common + CC_DEVICE_STATUS, s); }
+static uint8_t status_read(struct virtio_dev* d) {
+  return mmio_read8(d->common + CC_DEVICE_STATUS);
+}
+static void status_write(struct virtio_dev* d, uint8_t s) {
+  mmio_write8(d->common + CC_DEVICE_STATUS, s);
+}
 
-void virtio_reset(struct virtio_dev *d) {
+void virtio_reset(struct virtio_dev* d) {
   status_write(d, 0);
   for (int i = 0; i < 100000 && status_read(d) != 0; i++) {
   }
 }
 
-int virtio_init(struct virtio_dev *d, uint64_t features) {
+int virtio_init(struct virtio_dev* d, uint64_t features) {
   virtio_reset(d);
   if (status_read(d) != 0) {
     printf("virtio: device did not reset\n");
@@ -168,7 +177,7 @@ int virtio_init(struct virtio_dev *d, uint64_t features) {
   return 0;
 }
 
-int virtq_setup(struct virtio_dev *d, struct virtq *vq, uint16_t index, struct virtq_mem *mem) {
+int virtq_setup(struct virtio_dev* d, struct virtq* vq, uint16_t index, struct virtq_mem* mem) {
   mmio_write16(d->common + CC_QUEUE_SELECT, index);
   uint16_t max = mmio_read16(d->common + CC_QUEUE_SIZE);
   if (max == 0) {
@@ -203,14 +212,14 @@ int virtq_setup(struct virtio_dev *d, struct virtq *vq, uint16_t index, struct v
   return 0;
 }
 
-void virtio_driver_ok(struct virtio_dev *d) {
+void virtio_driver_ok(struct virtio_dev* d) {
   status_write(d, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
                       VIRTIO_STATUS_DRIVER_OK);
 }
 
-int virtq_submit(struct virtq *vq, const struct virtq_buf *bufs, int n) {
+int virtq_submit(struct virtq* vq, const struct virtq_buf* bufs, int n) {
   if (n < 1 || n > vq->size) return -1;
-  struct virtq_mem *m = vq->mem;
+  struct virtq_mem* m = vq->mem;
   for (int i = 0; i < n; i++) {
     m->desc[i].addr = (uint64_t)(uintptr_t)bufs[i].addr;
     m->desc[i].len = bufs[i].len;
@@ -218,17 +227,17 @@ int virtq_submit(struct virtq *vq, const struct virtq_buf *bufs, int n) {
                                   (i + 1 < n ? VIRTQ_DESC_F_NEXT : 0));
     m->desc[i].next = (uint16_t)(i + 1 < n ? i + 1 : 0);
   }
-  *(volatile uint16_t *)&m->avail.ring[vq->next_avail % vq->size] = 0; /* head descriptor */
+  *(volatile uint16_t*)&m->avail.ring[vq->next_avail % vq->size] = 0; /* head descriptor */
   barrier(); /* descriptors and ring entry before the index (x86: stores stay in order) */
   vq->next_avail++;
-  *(volatile uint16_t *)&m->avail.idx = vq->next_avail;
+  *(volatile uint16_t*)&m->avail.idx = vq->next_avail;
   barrier();
   mmio_write16(vq->notify_addr, vq->index);
   return 0;
 }
 
-int virtq_poll(struct virtq *vq, uint32_t *len, uint64_t max_polls) {
-  volatile struct virtq_used *u = &vq->mem->used;
+int virtq_poll(struct virtq* vq, uint32_t* len, uint64_t max_polls) {
+  volatile struct virtq_used* u = &vq->mem->used;
   for (uint64_t i = 0; i < max_polls; i++) {
     if (u->idx != vq->last_used) {
       barrier();
