@@ -24,7 +24,7 @@
 
 static char g_buf[16384];
 
-static void put(const char* s) {
+static void put(const char *s) {
   size_t len = strlen(s);
   while (len > 0) {
     ssize_t n = write(1, s, len);
@@ -34,7 +34,7 @@ static void put(const char* s) {
   }
 }
 
-static void say(const char* a, const char* b, const char* c) {
+static void say(const char *a, const char *b, const char *c) {
   put(TAG);
   put(a);
   if (b) put(b);
@@ -42,7 +42,7 @@ static void say(const char* a, const char* b, const char* c) {
   put("\n");
 }
 
-static void say_num(const char* what, unsigned long v, const char* unit) {
+static void say_num(const char *what, unsigned long v, const char *unit) {
   put(TAG);
   put(what);
   put(utoa(v));
@@ -50,7 +50,7 @@ static void say_num(const char* what, unsigned long v, const char* unit) {
   put("\n");
 }
 
-static void say_err(const char* what, const char* arg) {
+static void say_err(const char *what, const char *arg) {
   put(TAG "error: ");
   put(what);
   if (arg) {
@@ -64,7 +64,7 @@ static void say_err(const char* what, const char* arg) {
 
 // Reads a whole (small) file into g_buf, NUL-terminated. Returns its length
 // or -1.
-static long slurp(const char* path) {
+static long slurp(const char *path) {
   int fd = open(path, O_RDONLY, 0);
   if (fd < 0) return -1;
   size_t total = 0;
@@ -80,17 +80,17 @@ static long slurp(const char* path) {
 }
 
 // Strips trailing newlines / spaces in place.
-static char* chomp(char* s) {
+static char *chomp(char *s) {
   size_t len = strlen(s);
   while (len > 0 && (s[len - 1] == '\n' || s[len - 1] == ' ')) s[--len] = '\0';
   return s;
 }
 
-static int starts_with(const char* s, const char* prefix) {
+static int starts_with(const char *s, const char *prefix) {
   return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
-static void mount_one(const char* src, const char* dir, const char* type) {
+static void mount_one(const char *src, const char *dir, const char *type) {
   if (mkdir(dir, 0755) < 0 && errno != EEXIST) say_err("mkdir", dir);
   if (mount(src, dir, type, 0, 0) < 0) {
     if (errno == EBUSY) return;  // already mounted (e.g. devtmpfs.mount=1)
@@ -125,10 +125,10 @@ static void print_cpus(void) {
     return;
   }
   unsigned long count = 0;
-  const char* line = g_buf;
+  const char *line = g_buf;
   while (*line) {
     if (starts_with(line, "processor")) count++;
-    const char* nl = strchr(line, '\n');
+    const char *nl = strchr(line, '\n');
     if (!nl) break;
     line = nl + 1;
   }
@@ -140,12 +140,12 @@ static void print_memory(void) {
     say_err("open", "/proc/meminfo");
     return;
   }
-  char* line = g_buf;
+  char *line = g_buf;
   while (*line) {
-    char* nl = strchr(line, '\n');
+    char *nl = strchr(line, '\n');
     if (nl) *nl = '\0';
     if (starts_with(line, "MemTotal:")) {
-      char* v = line + strlen("MemTotal:");
+      char *v = line + strlen("MemTotal:");
       while (*v == ' ') v++;
       say("MemTotal: ", v, 0);
       return;
@@ -165,10 +165,10 @@ static void print_block_devices(void) {
   }
   unsigned long found = 0;
   for (;;) {
-    int n = getdents64(dfd, (struct linux_dirent64*)dirents, sizeof(dirents));
+    int n = getdents64(dfd, (struct linux_dirent64 *)dirents, sizeof(dirents));
     if (n <= 0) break;
     for (int off = 0; off < n;) {
-      struct linux_dirent64* d = (struct linux_dirent64*)(dirents + off);
+      struct linux_dirent64 *d = (struct linux_dirent64 *)(dirents + off);
       off += d->d_reclen;
       if (d->d_name[0] == '.') continue;
       char path[256];
@@ -197,11 +197,11 @@ static void print_block_devices(void) {
 }
 
 // Returns the LINUX_REBOOT_CMD_* chosen with crosvm_init= on the command line.
-static int final_action(const char** name) {
+static int final_action(const char **name) {
   *name = "poweroff";
   if (slurp("/proc/cmdline") < 0) return LINUX_REBOOT_CMD_POWER_OFF;
-  const char* key = "crosvm_init=";
-  for (char* p = g_buf; *p; p++) {
+  const char *key = "crosvm_init=";
+  for (char *p = g_buf; *p; p++) {
     if ((p == g_buf || p[-1] == ' ') && starts_with(p, key)) {
       p += strlen(key);
       if (starts_with(p, "reboot")) {
@@ -218,7 +218,7 @@ static int final_action(const char** name) {
   return LINUX_REBOOT_CMD_POWER_OFF;
 }
 
-int main(int argc, char** argv) {
+int main(int argc, char **argv) {
   (void)argc;
   (void)argv;
   mount_one("devtmpfs", "/dev", "devtmpfs");
@@ -232,7 +232,7 @@ int main(int argc, char** argv) {
   print_block_devices();
   if (slurp("/proc/uptime") > 0) say("uptime: ", chomp(g_buf), 0);
 
-  const char* name;
+  const char *name;
   int cmd = final_action(&name);
   say(name, 0, 0);
   reboot(cmd);
