@@ -87,6 +87,24 @@ GuestRun RunScript(const std::string& kernel, const std::string& script, const O
   argv.push_back(kernel);
   GuestRun g;
   g.run = RunInteractive(argv, kTimeoutS, o.input);
+  // Inside the nested host L1, TCG's emulation of nested SVM now and then makes an L2 guest
+  // triple-fault during its kernel boot (README, "What L1 is not"; about 1 boot in 20 before
+  // vGIF and PKU were turned off, rarer since). Such a boot, before the guest's user space
+  // printed anything, is run once more and the retry is reported; a second one fails the test.
+  // Nowhere else is a triple fault retried.
+  const bool in_l1 = std::getenv("CROSVM_IN_L1") != nullptr;
+  if (in_l1 && g.run.output.find("triple fault (KVM_EXIT_SHUTDOWN)") != std::string::npos &&
+      g.run.output.find("CROSVM-TEST") == std::string::npos) {
+    std::string last_kernel_line;
+    std::istringstream out(g.run.output);
+    for (std::string l; std::getline(out, l);) {
+      if (l.rfind("[ ", 0) == 0 && l.find("] ") != std::string::npos) last_kernel_line = l;
+    }
+    std::printf("[ userspace] RETRIED: the guest triple-faulted during its kernel boot in L1 "
+                "(TCG's nested SVM); its last kernel line: %s\n",
+                last_kernel_line.substr(0, 160).c_str());
+    g.run = RunInteractive(argv, kTimeoutS, o.input);
+  }
   std::istringstream lines(g.run.output);
   std::string line;
   while (std::getline(lines, line)) {
