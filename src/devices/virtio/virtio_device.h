@@ -41,6 +41,9 @@ class VirtioDevice {
   virtual base::Status Activate(ActivateContext ctx) = 0;
   // Stops processing: when it returns, no thread of the device touches guest memory.
   virtual void Reset() = 0;
+  // The fds the device needs open in its jailed process (a TAP, a disk image), beyond the
+  // transport's own eventfds.
+  virtual void AppendKeptFds(std::vector<int>* /*fds*/) const {}
 };
 
 // How much one wake-up of a worker may do before it yields: a guest (a second vCPU refilling the
