@@ -169,6 +169,14 @@ struct NetDevice::Engine {
         h.capacity += n;
         return true;
       });
+      // Pieces split at guest memory region edges; a chain may not crowd the readv limit.
+      if (h.iov.size() > kQueueSize) {
+        log.Warn(name + " rx: buffer in too many pieces; returned unused");
+        Bump(counters->rx_bad_chains);
+        rxq.AddUsed(chain.head, 0);
+        rx_signal = true;
+        continue;
+      }
       held_capacity += h.capacity;
       held_iovs += h.iov.size();
       held.push_back(std::move(h));
@@ -445,14 +453,14 @@ void NetDevice::Reset() {
   worker_.reset();
   counters_->rx_polling.store(false);
   NetCounters c = counters();
-  CROSVM_LOG(INFO) << name_ << ": rx " << c.rx_frames << " frames " << c.rx_bytes << " bytes, tx "
-                   << c.tx_frames << " frames " << c.tx_bytes << " bytes; rx dropped: too big "
-                   << c.rx_dropped_too_big << ", short " << c.rx_dropped_short << ", bad buffers "
-                   << c.rx_bad_chains << ", read errors " << c.rx_read_errors
-                   << "; tx dropped: writable " << c.tx_dropped_writable << ", short "
-                   << c.tx_dropped_short << ", too long " << c.tx_dropped_too_long
-                   << ", bad header " << c.tx_dropped_bad_header << ", write errors "
-                   << c.tx_write_errors;
+  // The driver can reset the device as often as it likes: rate-limited.
+  CROSVM_LOG_RATE_LIMITED(reset_log_, INFO)
+      << name_ << ": rx " << c.rx_frames << " frames " << c.rx_bytes << " bytes, tx " << c.tx_frames
+      << " frames " << c.tx_bytes << " bytes; rx dropped: too big " << c.rx_dropped_too_big
+      << ", short " << c.rx_dropped_short << ", bad buffers " << c.rx_bad_chains << ", read errors "
+      << c.rx_read_errors << "; tx dropped: writable " << c.tx_dropped_writable << ", short "
+      << c.tx_dropped_short << ", too long " << c.tx_dropped_too_long << ", bad header "
+      << c.tx_dropped_bad_header << ", write errors " << c.tx_write_errors;
 }
 
 void NetDevice::AppendKeptFds(std::vector<int>* fds) const {

@@ -117,6 +117,7 @@ class NetDevice : public VirtioDevice {
   uint32_t accepted_offloads_ = 0;
   std::unique_ptr<Counters> counters_;
   std::unique_ptr<Worker> worker_;
+  RateLimitedLog reset_log_{4, std::chrono::seconds(60)};
 };
 
 }  // namespace crosvm::devices::virtio
