@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <linux/futex.h>
+#include <linux/if_tun.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/epoll.h>
@@ -208,6 +209,9 @@ constexpr auto kConstants = std::to_array<NamedConstant>({
     CROSVM_CONSTANT(FIONBIO),
     CROSVM_CONSTANT(FIOCLEX),
     CROSVM_CONSTANT(FIONCLEX),
+    // The virtio-net device programs its TAP's offloads and vnet header size on activation.
+    CROSVM_CONSTANT(TUNSETOFFLOAD),
+    CROSVM_CONSTANT(TUNSETVNETHDRSZ),
     // errno values for `return N`.
     CROSVM_CONSTANT(EPERM),
     CROSVM_CONSTANT(ENOENT),

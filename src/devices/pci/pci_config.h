@@ -53,6 +53,7 @@ inline constexpr uint8_t kCapIdVendor = 0x09;
 // Class codes (base class << 16 | subclass << 8 | programming interface).
 inline constexpr uint32_t kClassHostBridge = 0x060000;
 inline constexpr uint32_t kClassStorageOther = 0x018000;
+inline constexpr uint32_t kClassNetworkEthernet = 0x020000;
 inline constexpr uint32_t kClassOther = 0xff0000;
 
 enum class BarType { kIo, kMem32, kMem64 };

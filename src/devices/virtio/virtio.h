@@ -23,6 +23,7 @@ constexpr uint64_t Bit(int n) {
 }
 
 // Device types (5).
+inline constexpr uint32_t kTypeNet = 1;
 inline constexpr uint32_t kTypeBlock = 2;
 inline constexpr uint32_t kTypeRng = 4;
 

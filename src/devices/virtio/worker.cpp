@@ -8,8 +8,9 @@
 
 namespace crosvm::devices::virtio {
 
-base::Result<std::unique_ptr<Worker>> Worker::Start(std::string name, std::vector<Source> sources,
-                                                    std::shared_ptr<std::atomic<bool>> stop) {
+base::Result<std::unique_ptr<Worker>> Worker::Start(
+    std::string name, std::vector<Source> sources, std::shared_ptr<std::atomic<bool>> stop,
+    const std::function<base::Status(base::EventLoop*)>& setup) {
   if (!stop) stop = std::make_shared<std::atomic<bool>>(false);
   CROSVM_ASSIGN_OR_RETURN(auto kill, base::EventFd::Create(EFD_NONBLOCK));
   CROSVM_ASSIGN_OR_RETURN(auto loop, base::EventLoop::Create());
@@ -26,6 +27,7 @@ base::Result<std::unique_ptr<Worker>> Worker::Start(std::string name, std::vecto
       handler();
     }));
   }
+  if (setup) CROSVM_RETURN_IF_ERROR(setup(&self->loop_));
   w->thread_ = std::thread([self, name] {
     pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
     auto status = self->loop_.Run();

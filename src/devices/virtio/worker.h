@@ -24,9 +24,13 @@ class Worker {
   };
   // `stop` (created if null) becomes true when the Worker is destroyed, before the kill
   // eventfd is written: handlers that loop check it between units of work.
+  // `setup` (optional) runs before the thread starts and may register fds that are not
+  // eventfds (a TAP): it gets the loop, which handlers may then change, on the worker thread
+  // only (e.g. stop waiting on an fd while there is nothing to do with it).
   static base::Result<std::unique_ptr<Worker>> Start(
       std::string name, std::vector<Source> sources,
-      std::shared_ptr<std::atomic<bool>> stop = nullptr);
+      std::shared_ptr<std::atomic<bool>> stop = nullptr,
+      const std::function<base::Status(base::EventLoop*)>& setup = nullptr);
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;

@@ -1,4 +1,6 @@
 #include <fcntl.h>
+#include <linux/if_tun.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 
@@ -108,6 +110,11 @@ TEST(SeccompPolicyTest, ConstantsComeFromTheHeaders) {
   EXPECT_EQ(LookupSeccompConstant("MAP_ANONYMOUS"), uint64_t{MAP_ANONYMOUS});
   EXPECT_EQ(LookupSeccompConstant("SIGSYS"), uint64_t{SIGSYS});
   EXPECT_EQ(LookupSeccompConstant("AT_FDCWD"), static_cast<uint64_t>(AT_FDCWD));
+  EXPECT_EQ(LookupSeccompConstant("TUNSETOFFLOAD"), uint64_t{TUNSETOFFLOAD});
+  EXPECT_EQ(LookupSeccompConstant("TUNSETVNETHDRSZ"), uint64_t{TUNSETVNETHDRSZ});
+  EXPECT_EQ(LookupSeccompConstant("TUNSETOFFLOAD"), uint64_t{0x400454d0})
+      << "_IOW('T', 208, unsigned)";
+  EXPECT_EQ(LookupSeccompConstant("TUNSETIFF"), std::nullopt) << "not a device process's call";
   EXPECT_EQ(LookupSeccompConstant("O_RDWRX"), std::nullopt);
   EXPECT_EQ(LookupSeccompConstant(""), std::nullopt);
 }
