@@ -126,6 +126,7 @@ struct BalloonDevice::Shared {
       counters->excess_pfns.fetch_add(n - BalloonPageTracker::kMaxPfnsPerChain);
       n = BalloonPageTracker::kMaxPfnsPerChain;
     }
+    if (n == 0) return {};
     std::vector<uint32_t> pfns(n);
     ChainReader reader(*mem, chain);
     if (!reader.Read({reinterpret_cast<uint8_t*>(pfns.data()), n * 4})) return {};

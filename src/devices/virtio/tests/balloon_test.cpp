@@ -164,8 +164,10 @@ class BalloonActiveTest : public ::testing::Test {
   }
   // Sends `pfns` on queue `qi` and waits until the device used the chain.
   void Send(int qi, const std::vector<uint32_t>& pfns, uint64_t buf) {
-    ASSERT_TRUE(
-        mem_.Write(buf, {reinterpret_cast<const uint8_t*>(pfns.data()), pfns.size() * 4}).ok());
+    if (!pfns.empty()) {
+      ASSERT_TRUE(
+          mem_.Write(buf, {reinterpret_cast<const uint8_t*>(pfns.data()), pfns.size() * 4}).ok());
+    }
     uint16_t head = next_head_[qi]++;
     tqs_[qi].WriteChain(head, {{buf, static_cast<uint32_t>(pfns.size() * 4), false}});
     uint16_t used = tqs_[qi].UsedIdx();
