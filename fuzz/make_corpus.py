@@ -239,5 +239,24 @@ ops = [op(0, 0, 0, 0, 0x80000004, 0x80 | (1 << 2)), op(1, 0, 0x3d, 0, 0, 3 << 2)
        op(2, 0, 0x3e, 2, 0xffffffff), op(3, 0, 0xfc, 2, 0, 0x40 | 0x1c)]
 pci("config_port_widths", 0, ops)
 
+# ---- control_request_fuzz: control socket messages (src/control/PROTOCOL.md) ------------------
+
+def ctl(name, mtype, payload, version=1, magic=b"CVMC", length=None, req_id=7):
+    n = len(payload) if length is None else length
+    put("control_request", name, magic + struct.pack("<HHII", version, mtype, n, req_id) + payload)
+
+
+for t, nm in [(1, "ping"), (2, "stop"), (3, "suspend"), (4, "resume"), (6, "balloon_stats")]:
+    ctl(nm, t, b"")
+ctl("balloon_set_target", 5, struct.pack("<Q", 1 << 30))
+ctl("disk_resize", 7, struct.pack("<IQ", 1, 8 << 30))
+ctl("bad_version", 1, b"", version=2)
+ctl("unknown_type", 99, b"")
+ctl("length_mismatch", 5, struct.pack("<Q", 1), length=4)
+# Replies are fed to the reply decoder too: an OK balloon-stats reply with two entries.
+put("control_request", "stats_reply",
+    b"CVMC" + struct.pack("<HHII", 1, 0x8006, 8 + 20 + 20, 3) + struct.pack("<II", 0, 0) +
+    struct.pack("<QQI", 4096, 0, 2) + struct.pack("<HQHQ", 0, 5, 4, 1 << 20))
+
 print("seeds in " + OUT_DIR + ": " +
       ", ".join(f"{t} {len(os.listdir(os.path.join(OUT_DIR, t)))}" for t in sorted(os.listdir(OUT_DIR))))

@@ -26,6 +26,7 @@ constexpr uint64_t Bit(int n) {
 inline constexpr uint32_t kTypeNet = 1;
 inline constexpr uint32_t kTypeBlock = 2;
 inline constexpr uint32_t kTypeRng = 4;
+inline constexpr uint32_t kTypeBalloon = 5;
 
 // PCI transport (4.1).
 inline constexpr uint16_t kPciVendorId = 0x1af4;

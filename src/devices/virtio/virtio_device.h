@@ -37,6 +37,9 @@ class VirtioDevice {
   // Device-specific configuration space; reads past its end return zeros.
   virtual void ReadConfig(uint64_t offset, std::span<uint8_t> data) const;
   virtual void WriteConfig(uint64_t /*offset*/, std::span<const uint8_t> /*data*/) {}
+  // The configuration generation (virtio 1.x 2.4.1): changes whenever the device changes its
+  // configuration space, so a driver reading several fields sees a consistent snapshot.
+  virtual uint32_t ConfigGeneration() const { return 0; }
   // Starts processing (on the device's own worker thread).
   virtual base::Status Activate(ActivateContext ctx) = 0;
   // Stops processing: when it returns, no thread of the device touches guest memory.

@@ -338,7 +338,7 @@ void VirtioPciDevice::ReadCommon(uint64_t offset, std::span<uint8_t> data) {
       v = status_ | (interrupt_->needs_reset() ? kStatusNeedsReset : 0);
       break;
     case kConfigGeneration:
-      v = 0;  // the device configuration never changes at run time
+      v = device_->ConfigGeneration() & 0xff;  // the register is 8 bits wide
       break;
     case kQueueSelect:
       v = queue_select_;

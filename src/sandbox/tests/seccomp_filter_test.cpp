@@ -393,7 +393,8 @@ std::vector<std::string> ShippedPolicies() {
 
 TEST(ShippedPolicyTest, AllParseAndCompile) {
   std::vector<std::string> files = ShippedPolicies();
-  for (const char* name : {"common_device", "block_device", "rng_device", "net_device"}) {
+  for (const char* name :
+       {"common_device", "block_device", "rng_device", "net_device", "balloon_device"}) {
     EXPECT_NE(std::find(files.begin(), files.end(),
                         std::string(CROSVM_POLICY_SOURCE_DIR) + "/" + name + ".policy"),
               files.end())
@@ -631,6 +632,23 @@ TEST(ShippedPolicyTest, NetDeviceDoesTapIo) {
     ASSERT_TRUE(out.record.has_value());
     EXPECT_EQ(SyscallName(out.record->syscall_nr), reconfigure ? "ioctl" : "pread64");
   }
+}
+
+TEST(ShippedPolicyTest, BalloonDevicePunchesHolesAndNothingElse) {
+  CompiledFilter f = CompileShipped("balloon_device.policy");
+  int fd = memfd_create("balloon_policy_test", MFD_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(ftruncate(fd, 1 << 20), 0);
+  ExpectTrappedOn(
+      f,
+      [fd] {
+        if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 4096, 8192) != 0) return 1;
+        // Zeroing a range is not releasing it.
+        fallocate(fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, 0, 4096);
+        return 2;
+      },
+      SYS_fallocate);
+  close(fd);
 }
 
 }  // namespace

@@ -49,6 +49,8 @@ class FakeDevice : public VirtioDevice {
     return base::Ok();
   }
   void Reset() override { ++resets; }
+  uint32_t ConfigGeneration() const override { return generation; }
+  uint32_t generation = 0;
   int activations = 0;
   int resets = 0;
   ActivateContext last;
@@ -299,6 +301,14 @@ TEST_F(TransportTest, OddAccessesAreIgnored) {
 TEST_F(TransportTest, DeviceConfigurationIsReadThroughTheBar) {
   EXPECT_EQ(Read(kDeviceCfgOffset, 1), 0xa0u);
   EXPECT_EQ(Read(kDeviceCfgOffset + 2, 2), 0xa3a2u);
+}
+
+TEST_F(TransportTest, ConfigGenerationComesFromTheDevice) {
+  EXPECT_EQ(Read(kConfigGeneration, 1), 0u);
+  fake()->generation = 3;
+  EXPECT_EQ(Read(kConfigGeneration, 1), 3u);
+  fake()->generation = 0x101;  // wraps in the 8-bit register
+  EXPECT_EQ(Read(kConfigGeneration, 1), 1u);
 }
 
 TEST_F(TransportTest, DriverOkActivatesEnabledQueuesAndResetStops) {
