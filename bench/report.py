@@ -113,6 +113,13 @@ def render(R, table_md, sandbox_md=""):
       f"(cache key {k['cache_key'][:12]}…), command line `{k['params']}` |")
     w(f"| load average (1/5/15 min) | start {fmt_load(la['start'])}, end {fmt_load(la['end'])} |")
     w("")
+    for mr in R.get("merged_runs", []):
+        w(f"Rows {', '.join(mr['rows'])} were measured again on {mr['date']} "
+          f"({mr['duration_s'] / 60:.1f} min, crosvm commit {mr['crosvm_commit']}, load average "
+          f"start {fmt_load(mr['load_average']['start'])}, end "
+          f"{fmt_load(mr['load_average']['end'])}) and merged in (`run_bench.py --merge-rows`); "
+          "the other rows are from the run above.")
+        w("")
     w("The machine is shared with other engineers' builds and tests, so the figures are noisy. "
       "Each row runs crosvm and QEMU alternately (the order swaps every repetition) so both see "
       "the same background load, and reports medians; `results.json` has every sample and the "

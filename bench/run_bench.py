@@ -1110,12 +1110,15 @@ class Bench:
                      ("disk", self.row_disk_guest), ("boot", self.row_boot_userspace)]
         else:
             steps = [("startup", self.row_startup), ("exits", self.row_exits),
-                     ("disk", self.row_disk), ("net", self.row_net), ("linux", self.row_linux),
+                     ("disk", self.row_disk), ("diskguest", self.row_disk_guest),
+                     ("net", self.row_net), ("linux", self.row_linux),
                      ("binary", self.row_binary), ("micro", self.micro)]
         load_per_row = {}
         self.errors = {}
         for name, fn in steps:
-            if rows and name not in rows:
+            # diskguest: row 3 through the guest only (a subset of disk), when asked for.
+            if (rows and name not in rows) or (name == "diskguest" and not self.in_l1 and
+                                                 "diskguest" not in (rows or [])):
                 continue
             load_per_row[name] = loadavg()
             try:
@@ -1171,6 +1174,42 @@ def table_markdown(table):
     return "\n".join(lines)
 
 
+# Table lines each partial row run replaces when merged (--merge-rows).
+ROW_TABLE_PREFIXES = {"startup": ("1. start-up",), "diskguest": ("3. virtio-blk (guest)",),
+                      "disk": ("3. virtio-blk (guest)", "3b. block layer"),
+                      "linux": ("5. memory overhead", "6. Linux boot")}
+
+
+def merge_rows(results, part):
+    """Puts the rows of a partial run (--rows ...) into a full run's results: its rows, its table
+    lines and its sandbox lines replace the same rows' ones; the rest is kept."""
+    done = list(part["rows"])
+    asked = [r for r in ROW_TABLE_PREFIXES if r in done or
+             (r == "diskguest" and "disk" in done and "tests" not in part["rows"]["disk"])]
+    if "diskguest" in asked and "disk" in asked:
+        asked.remove("disk")
+    prefixes = tuple(p for r in asked for p in ROW_TABLE_PREFIXES[r])
+    for name, row in part["rows"].items():
+        if name == "disk" and "diskguest" in asked:
+            results["rows"].setdefault("disk", {})["guest"] = row["guest"]
+        else:
+            results["rows"][name] = row
+    old, new = results["table"], part["table"]
+    first = next((i for i, t in enumerate(old) if t["row"].startswith(prefixes)), len(old))
+    kept = [t for t in old if not t["row"].startswith(prefixes)]
+    results["table"] = kept[:first] + new + kept[first:]
+    results["sandbox_table"] = ([t for t in results.get("sandbox_table", [])
+                                 if not t["row"].startswith(prefixes)] + part["sandbox_table"])
+    results["sandbox_table"].sort(key=lambda t: t["row"][:2])
+    for k in ("crosvm_command", "crosvm_sandbox_command"):
+        results[k] = part[k]
+    results.setdefault("merged_runs", []).append(
+        {"rows": asked, "date": part["date"], "duration_s": part["duration_s"],
+         "load_average": part["load_average"], "crosvm_commit": part["machine"]["crosvm_commit"],
+         })
+    return results
+
+
 def report_module():
     import report  # bench/report.py
     return report
@@ -1217,7 +1256,7 @@ def main():
                     help="at most this many repetitions per VMM in every row (a shorter run on "
                          "a loaded machine)")
     ap.add_argument("--rows", nargs="*", help="only these: startup exits disk net linux binary "
-                                              "micro")
+                                              "micro (diskguest: row 3 through a guest only)")
     ap.add_argument("--out", default=None, help="directory for results.json and RESULTS.md "
                                                 "(default: bench/, or build/bench-work/ with "
                                                 "--quick or --rows)")
@@ -1230,6 +1269,10 @@ def main():
     ap.add_argument("--merge-l1", action="store_true",
                     help="run nothing on this host: put --l1-results into the existing "
                          "--out/results.json (default bench/) and rewrite its RESULTS.md")
+    ap.add_argument("--merge-rows", nargs="+", metavar="DIR",
+                    help="run nothing: put the rows of these partial runs (--rows ... --out DIR) "
+                         "into the existing --out/results.json (default bench/), replacing the "
+                         "same rows, and rewrite its RESULTS.md")
     args = ap.parse_args()
     out_dir = args.out or (os.path.join(args.build, "bench-work") if args.quick or args.rows
                            else BENCH_DIR)
@@ -1247,6 +1290,16 @@ def main():
         write_results(results, out_dir)
         print(f"merged {args.l1_results} into {os.path.join(out_dir, 'results.json')}")
         sys.exit(1 if "error" in results["l1"] else 0)
+
+    if args.merge_rows:
+        with open(os.path.join(out_dir, "results.json")) as f:
+            results = json.load(f)
+        for d in args.merge_rows:
+            with open(os.path.join(d, "results.json")) as f:
+                results = merge_rows(results, json.load(f))
+        write_results(results, out_dir)
+        print(f"merged {' '.join(args.merge_rows)} into {os.path.join(out_dir, 'results.json')}")
+        sys.exit(0)
 
     bench = Bench(args)
     results = bench.run()
