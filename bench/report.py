@@ -244,6 +244,12 @@ def render_sandbox(w, R, sandbox_md):
                      "and copy-on-write pages of crosvm's heap, and its share of guest RAM is "
                      "subtracted (the device maps the same guest memfd). Every process is in "
                      "`results.json` (`rows.linux.runs.crosvm-sandbox[].memory.per_process`).")
+    notes.append("*Noise:* rows 3 and 6 are dominated by this host's instruction emulation and "
+                 "the machine is shared; with few repetitions per variant (see each line's n) "
+                 "their on/off ratios swing both ways between runs and do not settle the 5 % "
+                 "goal. Row 1's set-up cost and row 5 are the load-independent figures. The "
+                 "section inside L1 below is older than the sandbox rows unless it has its own "
+                 "sandbox table.")
     for n in notes:
         w(n)
         w("")
