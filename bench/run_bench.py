@@ -107,7 +107,7 @@ def interleaved(n, kinds):
 # ----------------------------------------------------------------- running a VMM ----
 
 
-def run_process(argv, timeout_s, marks=(), on_mark=None, kill_after_marks_s=None):
+def run_process(argv, timeout_s, marks=(), on_mark=None, kill_after_marks_s=None, env=None):
     """Runs argv with stdin on /dev/null and stdout/stderr piped, timing it.
 
     marks: byte strings to watch for on stdout (the guest console); on_mark(mark, pid) is called
@@ -117,7 +117,7 @@ def run_process(argv, timeout_s, marks=(), on_mark=None, kill_after_marks_s=None
     """
     t0 = time.perf_counter()
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+                            stderr=subprocess.PIPE, env=env)
     sel = selectors.DefaultSelector()
     sel.register(proc.stdout, selectors.EVENT_READ, "out")
     sel.register(proc.stderr, selectors.EVENT_READ, "err")
@@ -181,24 +181,31 @@ def run_process(argv, timeout_s, marks=(), on_mark=None, kill_after_marks_s=None
 
 
 class Vmm:
-    """How to run a guest under one VMM."""
+    """How to run a guest under one VMM: "crosvm" (sandbox off: `--disable-sandbox`, every device
+    in the VMM process), "crosvm-sandbox" (the default: every virtio device in its own jailed
+    process) or "qemu"."""
 
     def __init__(self, name, crosvm_bin):
         self.name = name
         self.crosvm_bin = crosvm_bin
+        self.is_crosvm = name.startswith("crosvm")
+        self.sandbox = name == "crosvm-sandbox"
+
+    def crosvm_run(self):
+        """crosvm run and the options every crosvm row shares."""
+        return ([self.crosvm_bin, "run"] + ([] if self.sandbox else ["--disable-sandbox"]) +
+                ["-m", str(GUEST_MIB), "-c", "1"])
 
     def testguest(self, elf):
-        if self.name == "crosvm":
-            return [self.crosvm_bin, "run", "--disable-sandbox", "-m", str(GUEST_MIB), "-c", "1",
-                    elf]
+        if self.is_crosvm:
+            return self.crosvm_run() + [elf]
         return self._qemu() + ["-kernel", elf]
 
     def linux(self, kernel, initrd, params):
         """params: the guest command line; for crosvm None means none beyond its own
         "console=ttyS0 reboot=k panic=-1"."""
-        if self.name == "crosvm":
-            return ([self.crosvm_bin, "run", "--disable-sandbox", "-m", str(GUEST_MIB), "-c", "1",
-                     "-i", initrd] + (["-p", params] if params else []) + [kernel])
+        if self.is_crosvm:
+            return self.crosvm_run() + ["-i", initrd] + (["-p", params] if params else []) + [kernel]
         return self._qemu() + ["-kernel", kernel, "-initrd", initrd, "-append", params or ""]
 
     @staticmethod
@@ -250,7 +257,7 @@ def guest_ram_mappings(vmm, maps):
     crosvm: its guest memfd, mapped as "/memfd:crosvm_guest". QEMU: the anonymous mapping of the
     -m size (QEMU may pad a RAM block by up to its alignment; a few MiB of slack are allowed).
     """
-    if vmm == "crosvm":
+    if vmm.startswith("crosvm"):
         return [m for m in maps if "memfd:crosvm_guest" in m["path"]]
     want = GUEST_MIB * 1024
     cands = [m for m in maps if m["path"] == "" and want <= m.get("Size", 0) <= want + 4096]
@@ -333,6 +340,51 @@ def sample_memory(vmm, pid):
     }
 
 
+def process_tree(pid):
+    """pid and every process below it, [(pid, comm)], parents first: crosvm, the relay of each
+    jailed device ("crosvm:blk0" etc., children of crosvm) and the device under each relay."""
+    children = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                s = f.read()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        comm = s[s.index("(") + 1:s.rindex(")")]
+        ppid = int(s[s.rindex(")") + 2:].split()[1])
+        children.setdefault(ppid, []).append((int(d), comm))
+    with open(f"/proc/{pid}/comm") as f:
+        out = [(pid, f.read().strip())]
+    i = 0
+    while i < len(out):
+        out += sorted(children.get(out[i][0], []))
+        i += 1
+    return out
+
+
+def sample_memory_tree(vmm, pid):
+    """sample_memory summed over pid and all its descendants (the sandbox's device processes map
+    the same guest memfd, so guest RAM is subtracted in each). PSS sums to the memory the
+    process tree really costs; RSS counts shared pages once per process."""
+    procs = []
+    for p, comm in process_tree(pid):
+        try:
+            procs.append({"pid": p, "comm": comm, **sample_memory(vmm, p)})
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    total = {k: sum(x[k] or 0 for x in procs) for k in
+             ("rss_kib", "pss_kib", "guest_rss_kib", "guest_pss_kib", "overhead_rss_kib",
+              "overhead_pss_kib")}
+    main = procs[0] if procs else {}
+    return {**total, "processes": len(procs), "guest_mappings": main.get("guest_mappings"),
+            "vm_hwm_kib": main.get("vm_hwm_kib"), "mappings": main.get("mappings"),
+            "per_process": [{k: x[k] for k in ("pid", "comm", "rss_kib", "pss_kib",
+                                               "guest_pss_kib", "overhead_pss_kib")}
+                            for x in procs]}
+
+
 def sample_tasks(pid):
     """Per-thread CPU use so far: user, system and guest time (s), time on a CPU and time spent
     runnable but waiting for one (schedstat), context switches."""
@@ -378,7 +430,12 @@ class Bench:
         self.work = (os.path.join(tempfile.gettempdir(), "crosvm-bench-l1") if args.in_l1 else
                      os.path.join(self.build, "bench-work"))
         os.makedirs(self.work, exist_ok=True)
+        # The peers of the crosvm/QEMU ratios (crosvm with the sandbox off), and for the rows
+        # where the sandbox matters (start-up, virtio-blk, memory) crosvm with it on as well.
         self.vmms = [Vmm("crosvm", self.crosvm_bin), Vmm("qemu", None)]
+        self.vmms_sandbox = [Vmm("crosvm", self.crosvm_bin),
+                             Vmm("crosvm-sandbox", self.crosvm_bin), Vmm("qemu", None)]
+        self.sandbox_table = []
         self.rows = {}
         self.table = []
         self.in_l1 = args.in_l1
@@ -389,6 +446,8 @@ class Bench:
         """n repetitions (row: inside L1, L1_REPS[row] instead); a third with --quick."""
         if self.in_l1 and row in L1_REPS:
             n = L1_REPS[row]
+        if self.args.max_reps:
+            n = min(n, self.args.max_reps)
         return max(1, n // 3) if self.args.quick else n
 
     def add(self, row, metric, crosvm, qemu, better, note="", unit_digits=None):
@@ -407,13 +466,32 @@ class Bench:
                                (better == "higher" and ratio < 1))),
         })
 
+    def add_sandbox(self, row, metric, on, off, better, goal=None, note="", unit_digits=None):
+        """One line of the sandbox on/off table. on/off: summary dicts. goal: ("ratio", 1.05)
+        (on/off within 5 %) or ("diff", 2.0) (on - off at most 2 units)."""
+        a = on["median"] if isinstance(on, dict) else None
+        b = off["median"] if isinstance(off, dict) else None
+        ratio = a / b if a is not None and b not in (None, 0) else None
+        diff = a - b if a is not None and b is not None else None
+        meets = None
+        if goal and ratio is not None:
+            kind, limit = goal
+            cost = diff if kind == "diff" else (ratio if better == "lower" else 1 / ratio)
+            meets = cost <= limit if kind == "diff" else cost <= limit
+        self.sandbox_table.append({
+            "row": row, "metric": metric, "on": a if a is not None else on,
+            "off": b if b is not None else off, "ratio": ratio, "diff": diff, "better": better,
+            "goal": (f"≤ +{goal[1]:g} ms" if goal and goal[0] == "diff" else
+                     f"≤ {round((goal[1] - 1) * 100):g} % worse" if goal else ""),
+            "meets_goal": meets, "note": note, "digits": unit_digits})
+
     # ---- 1. start-up
     def row_startup(self):
         n = self.reps(10, "startup")
         elf = os.path.join(self.guests, "hello.elf")
-        samples = {v.name: [] for v in self.vmms}
-        log(f"row 1: start-up, hello guest, {n} runs per VMM")
-        for _, v in interleaved(n, self.vmms):
+        samples = {v.name: [] for v in self.vmms_sandbox}
+        log(f"row 1: start-up, hello guest, {n} runs per VMM (crosvm sandbox off and on)")
+        for _, v in interleaved(n, self.vmms_sandbox):
             r = run_process(v.testguest(elf), 60)
             check_guest_exit(r, f"{v.name} hello")
             samples[v.name].append(r)
@@ -433,17 +511,45 @@ class Bench:
                 "minflt": summary([r["minflt"] for r in runs]),
                 "ctxsw": summary([r["nvcsw"] + r["nivcsw"] for r in runs]),
             }
-        res["syscalls"] = self.strace_counts(lambda v: v.testguest(elf))
+        res["syscalls"] = self.strace_counts(lambda v: v.testguest(elf), self.vmms_sandbox)
+        res["sandbox_setup"] = self.sandbox_setup(Vmm("crosvm-sandbox", self.crosvm_bin)
+                                                  .testguest(elf))
         self.rows["startup"] = res
-        c, q = res["crosvm"], res["qemu"]
+        c, q, s = res["crosvm"], res["qemu"], res["crosvm-sandbox"]
         self.add("1. start-up (sandbox off)", "process start → first guest console byte (ms)",
                  c["first_output_ms"], q["first_output_ms"], "lower")
         self.add("1. start-up (sandbox off)", "process start → exit, wall (ms)",
                  c["wall_ms"], q["wall_ms"], "lower")
         self.add("1. start-up (sandbox off)", "process start → exit, CPU user+sys (ms)",
                  c["cpu_ms"], q["cpu_ms"], "lower")
-        self.add("1. start-up (sandbox on)", "—", "not built: no sandbox yet", "n/a", "lower",
-                 "crosvm has no sandbox; `--disable-sandbox` changes nothing")
+        setup = res["sandbox_setup"]
+        where = (f"device set-up in crosvm (DEBUG log, one run): "
+                 f"{setup['summary']}" if setup.get("devices") else "")
+        self.add_sandbox("1. start-up", "process start → first guest console byte (ms)",
+                         s["first_output_ms"], c["first_output_ms"], "lower", ("diff", 2.0),
+                         where)
+        self.add_sandbox("1. start-up", "process start → exit, wall (ms)", s["wall_ms"],
+                         c["wall_ms"], "lower", ("diff", 2.0))
+        self.add_sandbox("1. start-up", "process start → exit, CPU user+sys (ms)", s["cpu_ms"],
+                         c["cpu_ms"], "lower", None,
+                         "wait4 rusage: crosvm reaps each relay and each relay its device, so "
+                         "the device processes' CPU is included")
+
+    def sandbox_setup(self, argv):
+        """One untimed run of argv with CROSVM_LOG=debug: what DeviceHost logs per sandboxed
+        device ("<dev>: sandboxed in process N (...); set-up T ms: policy P ms, jail J ms")."""
+        r = run_process(argv, 180, env={**os.environ, "CROSVM_LOG": "debug"})
+        pat = re.compile(r"\] (.+?): sandboxed in process \d+ .*?set-up ([0-9.]+) ms: policy "
+                         r"([0-9.]+) ms, jail ([0-9.]+) ms")
+        devs = [{"device": m.group(1), "total_ms": float(m.group(2)),
+                 "policy_ms": float(m.group(3)), "jail_ms": float(m.group(4))}
+                for m in pat.finditer(r["stderr"])]
+        text = "; ".join(f"{d['device']} {d['total_ms']:.1f} ms (policy {d['policy_ms']:.1f}, "
+                         f"fork+jail {d['jail_ms']:.1f}, proxy "
+                         f"{d['total_ms'] - d['policy_ms'] - d['jail_ms']:.1f})" for d in devs)
+        return {"devices": devs, "summary": text,
+                "total_ms": sum(d["total_ms"] for d in devs),
+                "log_tail": "" if devs else r["stderr"][-600:]}
 
     # ---- 2. exits
     def row_exits(self):
@@ -634,6 +740,18 @@ class Bench:
 
     def add_disk_guest_rows(self, g, extra_note):
         """The table lines of row 3 through a guest; extra_note: {test key: text to append}."""
+        if "summary" in g:
+            rt = g.get("proxy_round_trips", {})
+            rt_note = (f"; {rt['round_trips']} proxy round trips in a whole run (strace)"
+                       if "round_trips" in rt else "")
+            for key, label, unit in self.DISK_GUEST_TESTS:
+                for fmt in ("raw", "qcow2"):
+                    self.add_sandbox("3. virtio-blk (guest)", f"{label}, {fmt}",
+                                     g["summary"][fmt]["crosvm-sandbox"][key],
+                                     g["summary"][fmt]["crosvm"][key], "higher", ("ratio", 1.05),
+                                     f"median of {g['summary'][fmt]['crosvm'][key]['n']}; the "
+                                     f"request path is eventfds and the shared guest memory, "
+                                     f"no proxy call{rt_note}")
         for key, label, unit in self.DISK_GUEST_TESTS:
             tail = f"; {extra_note[key]}" if extra_note.get(key) else ""
             if "summary" not in g:
@@ -665,9 +783,8 @@ class Bench:
         """virtio_blk_bench under one VMM with `path` as its virtio-blk disk. QEMU runs it on q35
         (microvm has no PCI bus here), with its defaults for the disk (cache=writeback,
         aio=threads), modern-only virtio-pci like crosvm's."""
-        if vmm.name == "crosvm":
-            return [self.crosvm_bin, "run", "--disable-sandbox", "-m", str(GUEST_MIB), "-c", "1",
-                    "--rwdisk", path, elf]
+        if vmm.is_crosvm:
+            return vmm.crosvm_run() + ["--rwdisk", path, elf]
         return [QEMU_BIN, "-enable-kvm", "-M", "q35", "-cpu", QEMU_CPU, "-m", str(GUEST_MIB),
                 "-smp", "1", "-nodefaults", "-no-user-config", "-nographic", "-serial", "stdio",
                 "-no-reboot", "-drive", f"file={path},format={fmt},if=none,id=d0",
@@ -685,8 +802,8 @@ class Bench:
         out = {"guest": elf, "runs": {}, "summary": {}, "qemu_machine": "q35"}
         for fmt, path in (("raw", raw), ("qcow2", qcow)):
             log(f"row 3: virtio_blk_bench guest on the {fmt} image, {n} runs per VMM")
-            runs = {v.name: [] for v in self.vmms}
-            for _, v in interleaved(n, self.vmms):
+            runs = {v.name: [] for v in self.vmms_sandbox}
+            for _, v in interleaved(n, self.vmms_sandbox):
                 r = run_process(self.disk_guest_argv(v, elf, path, fmt), 180)
                 check_guest_exit(r, f"{v.name} virtio_blk_bench ({fmt})")
                 phases = {}
@@ -711,7 +828,23 @@ class Bench:
                                                           else "iops"] for rr in rs])
                        for key in self.DISK_GUEST_PHASES.values()}
                 for name, rs in runs.items()}
+        out["proxy_round_trips"] = self.proxy_round_trips(
+            self.disk_guest_argv(Vmm("crosvm-sandbox", self.crosvm_bin), elf, raw, "raw"), 300)
         return out
+
+    def proxy_round_trips(self, argv, timeout_s, marks=(), kill_after_marks_s=None):
+        """Channel messages between crosvm and its device processes in one run of argv (sandbox
+        on): strace counts sendmsg only (--seccomp-bpf: the other calls run untraced); each
+        config-space or BAR access the proxy forwards is one request and one reply."""
+        if not self.strace or self.args.quick:
+            return {"skipped": "no strace" if not self.strace else "--quick"}
+        with tempfile.NamedTemporaryFile(suffix=".strace") as tf:
+            r = run_process(["strace", "-f", "--seccomp-bpf", "-qq", "-e", "trace=sendmsg",
+                             "-e", "signal=none", "-o", tf.name] + argv, timeout_s,
+                            marks=marks, kill_after_marks_s=kill_after_marks_s)
+            calls = [line for line in open(tf.name, errors="replace") if "sendmsg(" in line]
+        return {"sendmsg_calls": len(calls), "round_trips": len(calls) // 2,
+                "rc": r["rc"], "wall_s": r["wall_s"]}
 
     # ---- 4. virtio-net
     def row_net(self):
@@ -724,6 +857,10 @@ class Bench:
         res = self.linux_boots(self.reps(3), INIT_MARK, g["INITRD"], lambda v: g["PARAMS"],
                                "row 5+6", "~30-60 s each on an emulating host", 400,
                                after_mark_s=5)
+        # crosvm exits by itself after the guest's panic, so strace needs no kill here.
+        res["proxy_round_trips"] = self.proxy_round_trips(
+            Vmm("crosvm-sandbox", self.crosvm_bin).linux(g["KERNEL"], g["INITRD"], g["PARAMS"]),
+            400)
         self.rows["linux"] = res
         self.add_linux_rows(res, "Run /init", "\"Run /init as init process\"", "6. Linux boot")
 
@@ -733,7 +870,7 @@ class Bench:
         itself); QEMU gets the same line, which is this (hardware-KVM) host's PARAMS."""
         g = self.guest
         res = self.linux_boots(self.reps(3, "boot"), USER_MARK, g["BUSYBOX_INITRD"],
-                               lambda v: None if v.name == "crosvm" else g["PARAMS"], "row 6",
+                               lambda v: None if v.is_crosvm else g["PARAMS"], "row 6",
                                "busybox initramfs", 180, after_mark_s=0)
         self.rows["boot"] = res
         self.add_linux_rows(res, "the first user-space line", f"\"{USER_MARK.decode()}\"",
@@ -745,14 +882,14 @@ class Bench:
         run is stopped after_mark_s later. "init_s" in the results is the mark's time."""
         g = self.guest
         log(f"{what}: Linux boots to '{mark.decode()}', {n} per VMM ({expect})")
-        runs = {v.name: [] for v in self.vmms}
+        runs = {v.name: [] for v in self.vmms_sandbox}
         stamp = re.compile(rb"\[\s*([0-9]+\.[0-9]+)\] Run /init as init process")
-        for rep, v in interleaved(n, self.vmms):
+        for rep, v in interleaved(n, self.vmms_sandbox):
             sampled = {}
 
             def on_mark(mark, pid, v=v, sampled=sampled):
                 try:
-                    sampled["memory"] = sample_memory(v.name, pid)
+                    sampled["memory"] = sample_memory_tree(v.name, pid)
                     sampled["tasks"] = sample_tasks(pid)
                 except (FileNotFoundError, ProcessLookupError) as e:
                     sampled["error"] = str(e)
@@ -799,6 +936,7 @@ class Bench:
                 "guest_rss_mib": summary([m["guest_rss_kib"] / 1024 for m in mem]),
                 "overhead_rss_mib": summary([m["overhead_rss_kib"] / 1024 for m in mem]),
                 "overhead_pss_mib": summary([m["overhead_pss_kib"] / 1024 for m in mem]),
+                "processes": summary([m.get("processes", 1) for m in mem]),
                 "task_cpu_at_init": {k: summary([sum(t[k] for t in r["tasks"]) for r in ok
                                                  if "tasks" in r])
                                      for k in ("user_s", "sys_s", "guest_s")},
@@ -831,6 +969,23 @@ class Bench:
         self.add(boot_row, f"vCPU thread time on a CPU until {mark_text} (s)",
                  c["vcpu_on_cpu_s"], q["vcpu_on_cpu_s"], "lower",
                  "/proc/PID/task/TID/schedstat; the load-independent part of the wall time")
+        sb = res["crosvm-sandbox"]
+        self.add_sandbox("5. memory overhead", f"PSS − guest RAM PSS at {at}, summed over "
+                         "crosvm and every descendant (MiB)", sb["overhead_pss_mib"],
+                         c["overhead_pss_mib"], "lower", None,
+                         f"processes: {fmt_num(sb['processes']['median'], 0)} with the sandbox "
+                         f"(crosvm, a relay and a device per virtio device), "
+                         f"{fmt_num(c['processes']['median'], 0)} without")
+        self.add_sandbox("5. memory overhead", f"RSS − resident guest RAM at {at}, summed (MiB)",
+                         sb["overhead_rss_mib"], c["overhead_rss_mib"], "lower", None,
+                         "shared library pages count once per process here; PSS is the fair sum")
+        rt = res.get("proxy_round_trips") or {}
+        self.add_sandbox(boot_row, f"process start → {mark_text}, wall (s)", sb["init_s"],
+                         c["init_s"], "lower", None,
+                         (f"{rt['round_trips']} proxy round trips (config space, BARs) in one "
+                          "whole boot (strace sendmsg / 2)" if "round_trips" in rt else ""))
+        self.add_sandbox(boot_row, f"vCPU thread time on a CPU until {mark_text} (s)",
+                         sb["vcpu_on_cpu_s"], c["vcpu_on_cpu_s"], "lower")
 
     # ---- 7. binary size
     def row_binary(self):
@@ -900,9 +1055,9 @@ class Bench:
         self.rows["micro"] = {"context": data.get("context", {}), "benchmarks": results}
 
     # ---- diagnostics: which system calls each VMM makes (strace -c -f), outside the timed runs
-    def strace_counts(self, argv_of):
+    def strace_counts(self, argv_of, vmms=None):
         """{vmm: {syscall: calls}} for one run of argv_of(vmm) under each VMM."""
-        return {v.name: self.strace_argv(argv_of(v)) for v in self.vmms}
+        return {v.name: self.strace_argv(argv_of(v)) for v in (vmms or self.vmms)}
 
     def strace_argv(self, argv):
         """{syscall: calls} of one run of argv under `strace -f -c` (all threads)."""
@@ -955,12 +1110,15 @@ class Bench:
                      ("disk", self.row_disk_guest), ("boot", self.row_boot_userspace)]
         else:
             steps = [("startup", self.row_startup), ("exits", self.row_exits),
-                     ("disk", self.row_disk), ("net", self.row_net), ("linux", self.row_linux),
+                     ("disk", self.row_disk), ("diskguest", self.row_disk_guest),
+                     ("net", self.row_net), ("linux", self.row_linux),
                      ("binary", self.row_binary), ("micro", self.micro)]
         load_per_row = {}
         self.errors = {}
         for name, fn in steps:
-            if rows and name not in rows:
+            # diskguest: row 3 through the guest only (a subset of disk), when asked for.
+            if (rows and name not in rows) or (name == "diskguest" and not self.in_l1 and
+                                                 "diskguest" not in (rows or [])):
                 continue
             load_per_row[name] = loadavg()
             try:
@@ -989,9 +1147,10 @@ class Bench:
                        "cache_key": os.path.basename(os.path.dirname(kernel))},
             "guest_mib": GUEST_MIB,
             "qemu_command": Vmm._qemu(),
-            "crosvm_command": [self.crosvm_bin, "run", "--disable-sandbox", "-m", str(GUEST_MIB),
-                               "-c", "1"],
+            "crosvm_command": Vmm("crosvm", self.crosvm_bin).crosvm_run(),
+            "crosvm_sandbox_command": Vmm("crosvm-sandbox", self.crosvm_bin).crosvm_run(),
             "table": self.table,
+            "sandbox_table": self.sandbox_table,
             "rows": self.rows,
             "errors": self.errors,
         }
@@ -1013,6 +1172,47 @@ def table_markdown(table):
                      f"{fmt_num(t['qemu'], t['digits'])} | {ratio} | {t['better']} is better | "
                      f"{t['note']} |")
     return "\n".join(lines)
+
+
+# Table lines each partial row run replaces when merged (--merge-rows).
+ROW_TABLE_PREFIXES = {"startup": ("1. start-up",), "diskguest": ("3. virtio-blk (guest)",),
+                      "disk": ("3. virtio-blk (guest)", "3b. block layer"),
+                      "linux": ("5. memory overhead", "6. Linux boot")}
+
+
+def merge_rows(results, part):
+    """Puts the rows of a partial run (--rows ...) into a full run's results: its rows, its table
+    lines and its sandbox lines replace the same rows' ones; the rest is kept."""
+    done = list(part["rows"])
+    asked = [r for r in ROW_TABLE_PREFIXES if r in done or
+             (r == "diskguest" and "disk" in done and "tests" not in part["rows"]["disk"])]
+    if "diskguest" in asked and "disk" in asked:
+        asked.remove("disk")
+    prefixes = tuple(p for r in asked for p in ROW_TABLE_PREFIXES[r])
+    for name, row in part["rows"].items():
+        if name == "disk" and "diskguest" in asked:
+            results["rows"].setdefault("disk", {})["guest"] = row["guest"]
+        else:
+            results["rows"][name] = row
+    old, new = results["table"], part["table"]
+    first = next((i for i, t in enumerate(old) if t["row"].startswith(prefixes)), len(old))
+    kept = [t for t in old if not t["row"].startswith(prefixes)]
+    results["table"] = kept[:first] + new + kept[first:]
+    results["sandbox_table"] = ([t for t in results.get("sandbox_table", [])
+                                 if not t["row"].startswith(prefixes)] + part["sandbox_table"])
+    results["sandbox_table"].sort(key=lambda t: t["row"][:2])
+    for k in ("crosvm_command", "crosvm_sandbox_command"):
+        results[k] = part[k]
+    results.setdefault("merged_runs", []).append(
+        {"rows": asked, "date": part["date"], "duration_s": part["duration_s"],
+         "load_average": part["load_average"], "crosvm_commit": part["machine"]["crosvm_commit"],
+         })
+    return results
+
+
+def report_module():
+    import report  # bench/report.py
+    return report
 
 
 def load_l1(path, log_path):
@@ -1042,7 +1242,8 @@ def write_results(results, out_dir):
         f.write("\n")
     import report  # bench/report.py: RESULTS.md
     with open(os.path.join(out_dir, "RESULTS.md"), "w") as f:
-        f.write(report.render(results, table_markdown(results["table"])))
+        f.write(report.render(results, table_markdown(results["table"]),
+                              report.sandbox_table(results.get("sandbox_table", []))))
 
 
 def main():
@@ -1051,8 +1252,11 @@ def main():
     ap.add_argument("--quick", action="store_true",
                     help="fewer repetitions, no strace runs (for trying the harness; the results "
                          "are not written to bench/ unless --out is given)")
+    ap.add_argument("--max-reps", type=int, default=None,
+                    help="at most this many repetitions per VMM in every row (a shorter run on "
+                         "a loaded machine)")
     ap.add_argument("--rows", nargs="*", help="only these: startup exits disk net linux binary "
-                                              "micro")
+                                              "micro (diskguest: row 3 through a guest only)")
     ap.add_argument("--out", default=None, help="directory for results.json and RESULTS.md "
                                                 "(default: bench/, or build/bench-work/ with "
                                                 "--quick or --rows)")
@@ -1065,6 +1269,10 @@ def main():
     ap.add_argument("--merge-l1", action="store_true",
                     help="run nothing on this host: put --l1-results into the existing "
                          "--out/results.json (default bench/) and rewrite its RESULTS.md")
+    ap.add_argument("--merge-rows", nargs="+", metavar="DIR",
+                    help="run nothing: put the rows of these partial runs (--rows ... --out DIR) "
+                         "into the existing --out/results.json (default bench/), replacing the "
+                         "same rows, and rewrite its RESULTS.md")
     args = ap.parse_args()
     out_dir = args.out or (os.path.join(args.build, "bench-work") if args.quick or args.rows
                            else BENCH_DIR)
@@ -1083,6 +1291,16 @@ def main():
         print(f"merged {args.l1_results} into {os.path.join(out_dir, 'results.json')}")
         sys.exit(1 if "error" in results["l1"] else 0)
 
+    if args.merge_rows:
+        with open(os.path.join(out_dir, "results.json")) as f:
+            results = json.load(f)
+        for d in args.merge_rows:
+            with open(os.path.join(d, "results.json")) as f:
+                results = merge_rows(results, json.load(f))
+        write_results(results, out_dir)
+        print(f"merged {' '.join(args.merge_rows)} into {os.path.join(out_dir, 'results.json')}")
+        sys.exit(0)
+
     bench = Bench(args)
     results = bench.run()
     if args.in_l1:
@@ -1090,6 +1308,7 @@ def main():
             json.dump(results, f, indent=1)
             f.write("\n")
         print(table_markdown(results["table"]))
+        print(report_module().sandbox_table(results["sandbox_table"]))
         print(f"took {results['duration_s']} s; wrote {os.path.join(out_dir, 'results.json')}")
         sys.exit(1 if results["errors"] else 0)
     if args.l1_results:
@@ -1098,6 +1317,8 @@ def main():
             results["errors"]["l1"] = results["l1"]["error"]
     write_results(results, out_dir)
     print(table_markdown(results["table"]))
+    print()
+    print(report_module().sandbox_table(results["sandbox_table"]))
     print()
     print(f"load average: start {results['load_average']['start']}, "
           f"end {results['load_average']['end']}; took {results['duration_s']} s")
