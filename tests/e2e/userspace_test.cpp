@@ -100,9 +100,10 @@ GuestRun RunScript(const std::string& kernel, const std::string& script, const O
     for (std::string l; std::getline(out, l);) {
       if (l.rfind("[ ", 0) == 0 && l.find("] ") != std::string::npos) last_kernel_line = l;
     }
-    std::printf("[ userspace] RETRIED: the guest triple-faulted during its kernel boot in L1 "
-                "(TCG's nested SVM); its last kernel line: %s\n",
-                last_kernel_line.substr(0, 160).c_str());
+    std::printf(
+        "[ userspace] RETRIED: the guest triple-faulted during its kernel boot in L1 "
+        "(TCG's nested SVM); its last kernel line: %s\n",
+        last_kernel_line.substr(0, 160).c_str());
     g.run = RunInteractive(argv, kTimeoutS, o.input);
   }
   std::istringstream lines(g.run.output);
