@@ -54,6 +54,7 @@ class MemDisk : public crosvm::disk::DiskFile {
   uint64_t VirtualSize() const override { return bytes_.size(); }
   bool ReadOnly() const override { return read_only_; }
   crosvm::disk::ImageFormat Format() const override { return crosvm::disk::ImageFormat::kRaw; }
+  void AppendKeptFds(std::vector<int>&) const override {}  // memory only, no fds
 
  private:
   std::vector<uint8_t> bytes_;

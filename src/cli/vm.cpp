@@ -45,7 +45,6 @@
 #include "loader/cmdline.h"
 #include "loader/kernel_loader.h"
 #include "memory/guest_memory.h"
-#include "sandbox/jail.h"
 #include "vmm/device_host.h"
 
 namespace crosvm::cli {
@@ -423,7 +422,6 @@ Status Vm::SetupPciDevices() {
                                           pci::PciRoot::kConfigIoSize));
   CROSVM_ASSIGN_OR_RETURN(auto alloc, pci::CreateX86SystemAllocator(mem_->end_addr()));
 
-  if (config_.sandbox) CROSVM_RETURN_IF_ERROR(sandbox::CheckSandboxSupport());
   vmm::SandboxOptions sandbox_options{config_.sandbox, config_.seccomp_policy_dir};
   ExitRequest* exit = exit_.get();
   // `jail_name` names the device process ("blk0": ps shows "crosvm:blk0"); `policy` is its

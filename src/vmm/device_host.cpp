@@ -144,7 +144,13 @@ Status DeviceHost::StartJail(const std::string& jail_name, const std::string& po
     return served.ok() ? 0 : 1;
   };
   auto jail = sandbox::Jail::Spawn(config, hook, main);
-  if (!jail.ok()) return jail.error().Wrap("starting its sandboxed process");
+  if (!jail.ok()) {
+    // Only now ask what the host lacks: a probe at every start would cost a fork and a set of
+    // namespaces (milliseconds) on hosts where the jail works anyway.
+    auto support = sandbox::CheckSandboxSupport();
+    if (!support.ok()) return support.error();
+    return jail.error().Wrap("starting its sandboxed process");
+  }
   jail_.emplace(std::move(*jail));
 
   // The VMM keeps none of the device process's ends.
