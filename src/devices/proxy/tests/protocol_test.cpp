@@ -111,7 +111,7 @@ void ExpectBadRequest(std::vector<uint8_t> bytes, const std::string& what) {
 
 TEST(ProtocolTest, MalformedRequestsAreRefused) {
   ExpectBadRequest({1, 0, 0, 0, 0}, "unknown type 0");
-  ExpectBadRequest({1, 0, 0, 0, 13}, "unknown type 13");
+  ExpectBadRequest({1, 0, 0, 0, 14}, "unknown type 14");  // past DeviceControl (13)
   // ReadConfigRegister beyond the 4 KiB space.
   ExpectBadRequest({1, 0, 0, 0, 1, 0x00, 0x04, 0, 0}, "config register 1024");
   // WriteConfigRegister: zero length, five bytes, a write past the register.
