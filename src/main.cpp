@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "cli/args.h"
+#include "cli/control_commands.h"
 #include "cli/vm.h"
 #include "disk/disk.h"
 
@@ -22,17 +23,12 @@ void PrintUsage(FILE* out) {
       "  stop           Stop a running VM through its control socket.\n"
       "  suspend        Suspend a running VM's vCPUs.\n"
       "  resume         Resume a suspended VM.\n"
-      "  balloon        Set the balloon size of a running VM.\n"
+      "  balloon        Set the balloon size of a running VM: crosvm balloon SIZE PATH...\n"
+      "  balloon_stats  Print the balloon statistics of a running VM.\n"
       "  create_qcow2   Create an empty qcow2 image: crosvm create_qcow2 PATH SIZE.\n"
-      "  disk           Manage the disks of a running VM.\n"
+      "  disk           Manage the disks of a running VM: crosvm disk resize INDEX SIZE PATH...\n"
       "  version        Print the version.\n",
       out);
-}
-
-int NotYet(const std::string& sub, const char* what) {
-  std::fprintf(stderr, "crosvm %s: not supported yet: %s is not built in this version\n",
-               sub.c_str(), what);
-  return kExitUsage;
 }
 
 int Run(const std::vector<std::string>& args) {
@@ -54,42 +50,6 @@ int Run(const std::vector<std::string>& args) {
   return *status;
 }
 
-// "1048576", "64K", "10M", "2G" (binary units) -> bytes.
-bool ParseSize(const std::string& text, uint64_t* out) {
-  if (text.empty()) return false;
-  uint64_t value = 0;
-  size_t i = 0;
-  for (; i < text.size() && text[i] >= '0' && text[i] <= '9'; ++i) {
-    uint64_t digit = static_cast<uint64_t>(text[i] - '0');
-    if (value > (UINT64_MAX - digit) / 10) return false;
-    value = value * 10 + digit;
-  }
-  if (i == 0) return false;
-  int shift = 0;
-  if (i < text.size()) {
-    if (i + 1 != text.size()) return false;
-    switch (text[i]) {
-      case 'K':
-      case 'k':
-        shift = 10;
-        break;
-      case 'M':
-      case 'm':
-        shift = 20;
-        break;
-      case 'G':
-      case 'g':
-        shift = 30;
-        break;
-      default:
-        return false;
-    }
-  }
-  if (shift > 0 && value > (UINT64_MAX >> shift)) return false;
-  *out = value << shift;
-  return true;
-}
-
 int CreateQcow2(const std::vector<std::string>& args) {
   if (args.size() != 2) {
     std::fputs(
@@ -99,7 +59,7 @@ int CreateQcow2(const std::vector<std::string>& args) {
     return kExitUsage;
   }
   uint64_t size = 0;
-  if (!ParseSize(args[1], &size) || size == 0) {
+  if (!crosvm::cli::ParseSize(args[1], &size) || size == 0) {
     std::fprintf(stderr,
                  "crosvm create_qcow2: '%s' is not a size (bytes, or a number with K, M "
                  "or G)\n",
@@ -132,8 +92,8 @@ int main(int argc, char** argv) {
     std::puts("crosvm (C++) 0.1.0");
     return 0;
   }
-  if (sub == "stop" || sub == "suspend" || sub == "resume" || sub == "balloon" || sub == "disk") {
-    return NotYet(sub, "the control socket (crosvm run -s)");
+  if (crosvm::cli::IsControlSubcommand(sub)) {
+    return crosvm::cli::RunControlCommand(sub, args);
   }
   if (sub == "create_qcow2") return CreateQcow2(args);
   std::fprintf(stderr, "crosvm: unknown subcommand '%s'\n\n", sub.c_str());

@@ -201,7 +201,11 @@ const std::vector<Option>& Options() {
       {"keyboard", 0, "PATH", "Socket to read keyboard events from.", nullptr, "virtio-input"},
       {"socket", 's', "PATH",
        "Path of the control socket. If PATH is a directory, a name is generated from the PID.",
-       nullptr, "the control socket"},
+       [](Config& c, const std::string& v) -> Status {
+         if (v.empty()) return Error("--socket: the path is empty");
+         c.socket_path = v;
+         return Ok();
+       }},
       {"multiprocess", 'u', nullptr,
        "Run each device in its own sandboxed process (the default; see the note below).",
        [](Config& c, const std::string&) {
@@ -441,6 +445,41 @@ std::string RunUsage() {
          "UTS and network namespaces, on an empty root, with no capabilities and a seccomp\n"
          "policy; a device process that breaks its policy or dies ends the VM (exit status 4).\n";
   return out.str();
+}
+
+bool ParseSize(const std::string& text, uint64_t* out) {
+  if (text.empty()) return false;
+  uint64_t value = 0;
+  size_t i = 0;
+  for (; i < text.size() && text[i] >= '0' && text[i] <= '9'; ++i) {
+    uint64_t digit = static_cast<uint64_t>(text[i] - '0');
+    if (value > (UINT64_MAX - digit) / 10) return false;
+    value = value * 10 + digit;
+  }
+  if (i == 0) return false;
+  int shift = 0;
+  if (i < text.size()) {
+    if (i + 1 != text.size()) return false;
+    switch (text[i]) {
+      case 'K':
+      case 'k':
+        shift = 10;
+        break;
+      case 'M':
+      case 'm':
+        shift = 20;
+        break;
+      case 'G':
+      case 'g':
+        shift = 30;
+        break;
+      default:
+        return false;
+    }
+  }
+  if (shift > 0 && value > (UINT64_MAX >> shift)) return false;
+  *out = value << shift;
+  return true;
 }
 
 }  // namespace crosvm::cli

@@ -2,6 +2,7 @@
 // other subcommands share.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,10 @@ std::string RunUsage();
 
 // The name Linux gives the virtio disk at position `index` (0 = "vda", 25 = "vdz", 26 = "vdaa").
 std::string VirtioDiskName(size_t index);
+
+// "1048576", "64K", "10M", "2G" (binary units, either case) -> bytes; false when it is not a
+// size or does not fit in 64 bits.
+bool ParseSize(const std::string& text, uint64_t* out);
 
 // "0,1-3,5" -> {0,1,2,3,5}.
 base::Result<std::vector<int>> ParseCpuSet(const std::string& text);

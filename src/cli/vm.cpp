@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -28,6 +29,7 @@
 #include "base/strings.h"
 #include "base/terminal.h"
 #include "cli/args.h"
+#include "control/server.h"
 #include "devices/acpi_pm.h"
 #include "devices/bus.h"
 #include "devices/cmos.h"
@@ -37,6 +39,7 @@
 #include "devices/pci/kvm_vm_control.h"
 #include "devices/pci/pci_root.h"
 #include "devices/serial.h"
+#include "devices/virtio/balloon.h"
 #include "devices/virtio/block.h"
 #include "devices/virtio/rng.h"
 #include "devices/virtio/virtio_pci.h"
@@ -45,7 +48,9 @@
 #include "loader/cmdline.h"
 #include "loader/kernel_loader.h"
 #include "memory/guest_memory.h"
+#include "vmm/control_handler.h"
 #include "vmm/device_host.h"
+#include "vmm/vcpu_run_state.h"
 
 namespace crosvm::cli {
 namespace {
@@ -110,7 +115,16 @@ std::string ExitDiagnostics(const kvm::Vcpu& vcpu) {
   return " (rip " + Hex(regs->rip) + ", rsp " + Hex(regs->rsp) + ")";
 }
 
-void VcpuLoop(kvm::Vcpu& vcpu, Buses& buses, ExitRequest& exit, const std::atomic<bool>& stop,
+// A parked vCPU tells the guest's kvmclock it was stopped on purpose, so the guest's soft
+// lockup watchdog does not fire after a resume (KVM API: KVM_KVMCLOCK_CTRL). EINVAL: the guest
+// does not use kvmclock, nothing to tell.
+void OnVcpuParked(kvm::Vcpu& vcpu) {
+  if (ioctl(vcpu.fd(), KVM_KVMCLOCK_CTRL, 0) != 0 && errno != EINVAL) {
+    CROSVM_LOG(WARNING) << "vcpu " << vcpu.id() << ": KVM_KVMCLOCK_CTRL: " << std::strerror(errno);
+  }
+}
+
+void VcpuLoop(kvm::Vcpu& vcpu, Buses& buses, ExitRequest& exit, vmm::VcpuRunState& state,
               const std::vector<int>& affinity) {
   const std::string name = "vcpu " + std::to_string(vcpu.id());
   if (!affinity.empty()) {
@@ -123,13 +137,13 @@ void VcpuLoop(kvm::Vcpu& vcpu, Buses& buses, ExitRequest& exit, const std::atomi
       return;
     }
   }
-  while (!stop.load(std::memory_order_acquire)) {
+  while (state.Checkpoint([&] { OnVcpuParked(vcpu); }, [&] { vcpu.SetImmediateExit(false); })) {
     auto ran = vcpu.Run();
     if (!ran.ok()) {
       exit.Request(kExitVmError, ran.error().ToString());
       return;
     }
-    if (!*ran) continue;  // kicked: look at `stop` again
+    if (!*ran) continue;  // kicked: look at the run state again
     kvm_run* run = vcpu.run();
     switch (run->exit_reason) {
       case KVM_EXIT_IO: {
@@ -277,7 +291,10 @@ class Vm {
   Status SetupPciDevices();
   Status SetupVcpus();
   void StopVcpus();
+  void KickVcpus();
   void StopDevices();
+  // -s: the control socket, served from before the vCPUs start until the VM ends.
+  Status StartControlServer();
 
   const Config& config_;
   std::optional<kvm::Kvm> kvm_;
@@ -300,8 +317,15 @@ class Vm {
   // Each virtio device, in its own sandboxed process unless --disable-sandbox.
   std::vector<std::unique_ptr<vmm::DeviceHost>> device_hosts_;
   std::vector<std::unique_ptr<kvm::Vcpu>> vcpus_;
+  std::mutex threads_mu_;  // threads_: the control thread kicks while Run starts them
   std::vector<std::thread> threads_;
-  std::atomic<bool> stop_{false};
+  std::unique_ptr<vmm::VcpuRunState> run_state_;
+  // What the control socket reaches: the balloon and each disk (by index), in device_hosts_.
+  vmm::DeviceHost* balloon_host_ = nullptr;
+  std::vector<vmm::DeviceHost*> disk_hosts_;
+  // Last: destroyed first, so no request is served while the rest goes.
+  std::unique_ptr<vmm::VmControlHandler> control_handler_;
+  std::unique_ptr<control::ControlServer> control_server_;
 };
 
 Status Vm::SetupMemoryAndKernel() {
@@ -451,9 +475,13 @@ Status Vm::SetupPciDevices() {
         add(std::make_unique<virtio::BlockDevice>(std::move(disks_[i]), "virtio-blk " + name,
                                                   virtio::DiskSerial(opt.path)),
             "blk" + std::to_string(i), "block_device"));
+    disk_hosts_.push_back(device_hosts_.back().get());
   }
   disks_.clear();
   CROSVM_RETURN_IF_ERROR(add(std::make_unique<virtio::RngDevice>(), "rng0", "rng_device"));
+  CROSVM_RETURN_IF_ERROR(
+      add(std::make_unique<virtio::BalloonDevice>(&*mem_), "balloon0", "balloon_device"));
+  balloon_host_ = device_hosts_.back().get();
 
   std::vector<arch::MpPciIrq> irqs;
   for (const auto& r : pci_root_->intx_routes()) irqs.push_back({r.slot, r.intx_pin, r.ioapic_pin});
@@ -482,6 +510,7 @@ void Vm::StopDevices() {
 }
 
 Vm::~Vm() {
+  control_server_.reset();  // removes the socket, on every exit path
   StopVcpus();
   StopDevices();
 }
@@ -508,6 +537,7 @@ Status Vm::SetupVcpus() {
     if (id == 0) CROSVM_RETURN_IF_ERROR(arch::SetupLongModeRegisters(*v, kernel_.entry));
     vcpus_.push_back(std::move(v));
   }
+  run_state_ = std::make_unique<vmm::VcpuRunState>(vcpus_.size());
   return Ok();
 }
 
@@ -537,14 +567,44 @@ Status Vm::Setup() {
   return SetupVcpus();
 }
 
-void Vm::StopVcpus() {
-  stop_.store(true, std::memory_order_release);
+void Vm::KickVcpus() {
+  std::lock_guard lock(threads_mu_);
   for (size_t i = 0; i < threads_.size(); ++i) {
     vcpus_[i]->SetImmediateExit(true);
     pthread_kill(threads_[i].native_handle(), KickSignal());
   }
+}
+
+void Vm::StopVcpus() {
+  if (run_state_) run_state_->Stop();
+  KickVcpus();
+  std::lock_guard lock(threads_mu_);
   for (auto& t : threads_) t.join();
   threads_.clear();
+}
+
+Status Vm::StartControlServer() {
+  if (!config_.socket_path) return Ok();
+  vmm::VmControlHooks hooks;
+  ExitRequest* exit = exit_.get();
+  hooks.stop = [exit] { exit->Request(kExitOk, "stop requested through the control socket"); };
+  hooks.run_state = run_state_.get();
+  hooks.kick_vcpus = [this] { KickVcpus(); };
+  auto control_of = [](vmm::DeviceHost* host) -> vmm::DeviceControlFn {
+    return [host](uint32_t op, std::span<const uint8_t> payload) {
+      return host->pci_device()->DeviceControl(op, payload);
+    };
+  };
+  if (balloon_host_ != nullptr) hooks.balloon = control_of(balloon_host_);
+  for (auto* host : disk_hosts_) hooks.disks.push_back(control_of(host));
+  hooks.pid = getpid();
+  control_handler_ = std::make_unique<vmm::VmControlHandler>(std::move(hooks));
+  const std::string path = control::ResolveSocketPath(*config_.socket_path, getpid());
+  auto server = control::ControlServer::Start(path, control_handler_.get());
+  if (!server.ok()) return server.error().Wrap("-s " + *config_.socket_path);
+  control_server_ = std::move(*server);
+  CROSVM_LOG(INFO) << "control socket " << path;
+  return Ok();
 }
 
 Result<int> Vm::Run() {
@@ -601,18 +661,27 @@ Result<int> Vm::Run() {
   }
 
   InstallKickHandler();
-  for (auto& v : vcpus_) {
-    kvm::Vcpu* vcpu = v.get();
-    threads_.emplace_back(
-        [this, vcpu] { VcpuLoop(*vcpu, buses_, *exit_, stop_, config_.cpu_affinity); });
+  CROSVM_RETURN_IF_ERROR(StartControlServer());
+  {
+    std::lock_guard lock(threads_mu_);
+    for (auto& v : vcpus_) {
+      kvm::Vcpu* vcpu = v.get();
+      threads_.emplace_back([this, vcpu] {
+        VcpuLoop(*vcpu, buses_, *exit_, *run_state_, config_.cpu_affinity);
+        run_state_->Exited();
+      });
+    }
   }
 
   Status loop_status = loop.Run();
+  // No request is served from here on (a suspend now would wait for vCPUs that are ending).
+  if (control_server_) control_server_->Stop();
   StopVcpus();
   StopDevices();
   // Console output is buffered off the vCPU threads: out before the files close.
   for (auto& s : serials_) (void)s->Flush();
   if (!loop_status.ok()) return loop_status.error();
+  control_server_.reset();  // the socket goes before crosvm says it is done
   auto [code, reason] = exit_->Get();
   if (code == kExitOk) {
     CROSVM_LOG(INFO) << reason;

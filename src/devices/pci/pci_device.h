@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "base/error.h"
 #include "devices/pci/pci_config.h"
 
 namespace crosvm::devices::pci {
@@ -36,6 +37,16 @@ class PciDevice {
   // when the guest enables decoding or moves the BAR.
   virtual void OnBarMapped(int /*bar*/, uint64_t /*addr*/) {}
   virtual void OnBarUnmapped(int /*bar*/, uint64_t /*addr*/) {}
+
+  // A request from the VMM that is not a bus access (a balloon target, a disk resize): `op`
+  // and `payload` are the device type's business (devices/virtio/device_control.h); the answer
+  // is its reply payload. Errors carry an errno that says what kind of failure it was (EINVAL,
+  // EROFS, ENOTSUP, EAGAIN...). A device with no such requests refuses them all.
+  virtual base::Result<std::vector<uint8_t>> DeviceControl(uint32_t op,
+                                                           std::span<const uint8_t> payload) {
+    (void)payload;
+    return base::Error(DebugName() + ": no control request " + std::to_string(op), ENOTSUP);
+  }
 };
 
 // A PciDevice with a plain PciConfiguration and no BAR behaviour of its own (host bridge, tests).

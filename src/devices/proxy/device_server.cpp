@@ -106,6 +106,23 @@ void DeviceServer::Dispatch(const Request& req, Reply* reply) {
     case RequestType::kShutdown:
       if (on_shutdown_) on_shutdown_();
       break;
+    case RequestType::kDeviceControl: {
+      auto answer = device_->DeviceControl(req.op, req.data);
+      if (!answer.ok()) {
+        // The message without strerror: the errno travels in `value` and the proxy rebuilds
+        // the same Error.
+        reply->flags |= kReplyStatusError;
+        reply->error = answer.error().message().substr(0, kMaxErrorLength);
+        if (reply->error.empty()) reply->error = "error";
+        reply->value = static_cast<uint32_t>(answer.error().errnum());
+      } else if (answer->size() > kMaxControlPayload) {
+        status_of(base::Error(device_->DebugName() + ": control reply of " +
+                              std::to_string(answer->size()) + " bytes is too long"));
+      } else {
+        reply->data = std::move(*answer);
+      }
+      break;
+    }
   }
   if (state) reply->state = StateOf(device_);
 }
@@ -138,7 +155,7 @@ base::Status DeviceServer::SendRejection(uint32_t seq, uint8_t type, const std::
   reply.seq = seq;
   // An unknown type cannot be echoed; the proxy fails on the mismatch anyway.
   reply.type = type >= static_cast<uint8_t>(RequestType::kReadConfigRegister) &&
-                       type <= static_cast<uint8_t>(RequestType::kShutdown)
+                       type <= static_cast<uint8_t>(RequestType::kDeviceControl)
                    ? static_cast<RequestType>(type)
                    : RequestType::kShutdown;
   reply.flags = kReplyRejected;

@@ -185,6 +185,27 @@ base::Status ProxyDevice::SetBarAddress(int bar, uint64_t addr) {
   return base::Ok();
 }
 
+base::Result<std::vector<uint8_t>> ProxyDevice::DeviceControl(uint32_t op,
+                                                              std::span<const uint8_t> payload) {
+  // Refused here rather than by the server: a rejection would fail the whole device.
+  if (payload.size() > kMaxControlPayload) {
+    return base::Error(
+        name_ + ": control payload of " + std::to_string(payload.size()) + " bytes is too long",
+        EINVAL);
+  }
+  Request req = MakeRequest(RequestType::kDeviceControl);
+  req.op = op;
+  req.data.assign(payload.begin(), payload.end());
+  auto r = Call(std::move(req));
+  if (!r) return base::Error(name_ + ": the device process is gone", EIO);
+  if (r->flags & kReplyStatusError) {
+    // The errno is only a hint of the kind of failure; anything implausible becomes EIO.
+    int err = r->value > 0 && r->value < 4096 ? static_cast<int>(r->value) : EIO;
+    return base::Error(r->error, err);
+  }
+  return std::move(r->data);
+}
+
 base::Status ProxyDevice::AssignIntx(uint32_t gsi) {
   Request req = MakeRequest(RequestType::kAssignIntx);
   req.gsi = gsi;

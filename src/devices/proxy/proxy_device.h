@@ -56,6 +56,9 @@ class ProxyDevice : public pci::PciDevice {
   void WriteBar(int bar, uint64_t offset, std::span<const uint8_t> data) override;
   void OnBarMapped(int bar, uint64_t addr) override;
   void OnBarUnmapped(int bar, uint64_t addr) override;
+  // Travels as a DeviceControl request; the device's error comes back with its errno.
+  base::Result<std::vector<uint8_t>> DeviceControl(uint32_t op,
+                                                   std::span<const uint8_t> payload) override;
 
   // Asks the device process to shut the device down (it then stops serving) and applies the
   // last effects. Afterwards every call is answered locally as if the device had failed, but

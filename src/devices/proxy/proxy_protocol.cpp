@@ -88,7 +88,7 @@ class Reader {
 
 bool KnownRequestType(uint8_t t) {
   return t >= static_cast<uint8_t>(RequestType::kReadConfigRegister) &&
-         t <= static_cast<uint8_t>(RequestType::kShutdown);
+         t <= static_cast<uint8_t>(RequestType::kDeviceControl);
 }
 
 bool KnownEffectType(uint8_t t) {
@@ -136,6 +136,8 @@ const char* RequestTypeName(RequestType type) {
       return "OnBarUnmapped";
     case RequestType::kShutdown:
       return "Shutdown";
+    case RequestType::kDeviceControl:
+      return "DeviceControl";
   }
   return "unknown";
 }
@@ -210,6 +212,11 @@ std::vector<uint8_t> EncodeRequest(const Request& r) {
       w.U8(static_cast<uint8_t>(r.data.size()));
       w.Bytes(r.data);
       break;
+    case RequestType::kDeviceControl:
+      w.U32(r.op);
+      w.U16(static_cast<uint16_t>(r.data.size()));
+      w.Bytes(r.data);
+      break;
     case RequestType::kBars:
     case RequestType::kCommand:
     case RequestType::kShutdown:
@@ -272,6 +279,15 @@ base::Result<Request> DecodeRequest(std::span<const uint8_t> bytes) {
       rd.Bytes(&r.data, len, "data");
       break;
     }
+    case RequestType::kDeviceControl: {
+      uint16_t len = 0;
+      rd.U32(&r.op, "op");
+      if (rd.U16(&len, "payload length") && len > kMaxControlPayload) {
+        rd.Fail("control payload of " + std::to_string(len) + " bytes");
+      }
+      rd.Bytes(&r.data, len, "payload");
+      break;
+    }
     case RequestType::kBars:
     case RequestType::kCommand:
     case RequestType::kShutdown:
@@ -290,7 +306,11 @@ std::vector<uint8_t> EncodeReply(const Reply& r, std::vector<int>* fds) {
   w.U64(r.value);
   w.U16(static_cast<uint16_t>(r.error.size()));
   w.Bytes({reinterpret_cast<const uint8_t*>(r.error.data()), r.error.size()});
-  w.U8(static_cast<uint8_t>(r.data.size()));
+  if (r.type == RequestType::kDeviceControl) {
+    w.U16(static_cast<uint16_t>(r.data.size()));
+  } else {
+    w.U8(static_cast<uint8_t>(r.data.size()));
+  }
   w.Bytes(r.data);
   if (r.state) {
     w.U16(r.state->command);
@@ -367,11 +387,19 @@ base::Result<Reply> DecodeReply(std::span<const uint8_t> bytes, std::vector<base
   if (rd.ok() && failed != !r.error.empty()) {
     rd.Fail(failed ? "error flag without a message" : "error message without the flag");
   }
-  uint8_t data_len = 0;
-  if (rd.U8(&data_len, "data length") && data_len > kMaxBarAccess) {
-    rd.Fail("data of " + std::to_string(data_len) + " bytes");
+  if (r.type == RequestType::kDeviceControl) {
+    uint16_t data_len = 0;
+    if (rd.U16(&data_len, "data length") && data_len > kMaxControlPayload) {
+      rd.Fail("control reply of " + std::to_string(data_len) + " bytes");
+    }
+    rd.Bytes(&r.data, data_len, "data");
+  } else {
+    uint8_t data_len = 0;
+    if (rd.U8(&data_len, "data length") && data_len > kMaxBarAccess) {
+      rd.Fail("data of " + std::to_string(data_len) + " bytes");
+    }
+    rd.Bytes(&r.data, data_len, "data");
   }
-  rd.Bytes(&r.data, data_len, "data");
   if (rd.ok() && (flags & kReplyHasState)) {
     DeviceState st;
     uint8_t count = 0;

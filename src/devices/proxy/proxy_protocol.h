@@ -10,7 +10,10 @@
 //     SetBarAddress u8 bar, u64 addr | AssignIntx u32 gsi | BarAddress u8 bar
 //     ReadBar u8 bar, u64 offset, u8 len | WriteBar u8 bar, u64 offset, u8 len, data
 //     OnBarMapped / OnBarUnmapped u8 bar, u64 addr | Bars, Command, Shutdown: nothing
+//     DeviceControl u32 op, u16 len, payload (len <= kMaxControlPayload)
 //   reply: u32 seq, u8 type, u8 flags, u64 value, u16 error_len, error, u8 data_len, data,
+//     (DeviceControl only: u16 data_len, data up to kMaxControlPayload; `value` of an error
+//      reply is the errno the device's error carried)
 //     [state: u16 command, u8 count, count x (u8 index, u8 bar type, u8 prefetchable,
 //      u64 size, u64 address)], u8 effect count, effects (u8 type, then per type, below).
 // Every field is checked on decode; so is the number of fds against what the effects need.
@@ -37,6 +40,8 @@ inline constexpr uint32_t kConfigRegisters = 1024;
 // Effects in one reply message; more are sent in extra messages flagged kReplyMore. Each effect
 // carries at most two fds, so this keeps a message within Channel::kMaxFds.
 inline constexpr size_t kMaxEffectsPerMessage = 16;
+// A DeviceControl request's payload, and its reply's data, are at most this long.
+inline constexpr size_t kMaxControlPayload = 1024;
 
 enum class RequestType : uint8_t {
   kReadConfigRegister = 1,
@@ -51,6 +56,7 @@ enum class RequestType : uint8_t {
   kOnBarMapped,
   kOnBarUnmapped,
   kShutdown,
+  kDeviceControl,  // PciDevice::DeviceControl: the VMM's typed requests (balloon, disk resize)
 };
 const char* RequestTypeName(RequestType type);
 
@@ -63,7 +69,8 @@ struct Request {
   uint64_t addr = 0;          // BAR address (SetBarAddress, OnBarMapped/Unmapped) or offset
   uint32_t gsi = 0;           // AssignIntx
   uint8_t len = 0;            // ReadBar: bytes to read
-  std::vector<uint8_t> data;  // WriteConfigRegister, WriteBar
+  uint32_t op = 0;            // DeviceControl
+  std::vector<uint8_t> data;  // WriteConfigRegister, WriteBar, DeviceControl's payload
 };
 
 std::vector<uint8_t> EncodeRequest(const Request& r);
@@ -128,7 +135,7 @@ struct Reply {
                               // derived from `state`
   uint64_t value = 0;         // ReadConfigRegister, BarAddress, Command
   std::string error;          // with kReplyStatusError or kReplyRejected
-  std::vector<uint8_t> data;  // ReadBar
+  std::vector<uint8_t> data;  // ReadBar, DeviceControl
   std::optional<DeviceState> state;
   std::vector<Effect> effects;  // at most kMaxEffectsPerMessage
 };

@@ -12,6 +12,7 @@
 #include "base/eventfd.h"
 #include "base/logging.h"
 #include "devices/pci/pci_config.h"
+#include "devices/virtio/device_control.h"
 
 namespace crosvm::devices::virtio {
 
@@ -235,6 +236,30 @@ void BalloonDevice::WriteConfig(uint64_t offset, std::span<const uint8_t> data) 
 
 void BalloonDevice::AppendKeptFds(std::vector<int>& fds) const {
   fds.push_back(mem_->memfd());
+}
+
+base::Result<std::vector<uint8_t>> BalloonDevice::Control(uint32_t op,
+                                                          std::span<const uint8_t> payload) {
+  switch (static_cast<ControlOp>(op)) {
+    case ControlOp::kBalloonSetTarget: {
+      CROSVM_ASSIGN_OR_RETURN(uint64_t bytes, DecodeU64(payload, "balloon target"));
+      uint64_t target = SetTarget(bytes);
+      return EncodeBalloonState({target, actual_bytes()});
+    }
+    case ControlOp::kBalloonQuery:
+      CROSVM_RETURN_IF_ERROR(DecodeEmpty(payload, "balloon query"));
+      return EncodeBalloonState({target_bytes(), actual_bytes()});
+    case ControlOp::kBalloonStats: {
+      CROSVM_RETURN_IF_ERROR(DecodeEmpty(payload, "balloon stats"));
+      auto stats = RequestStats(kStatsTimeout);
+      if (!stats.ok()) return base::Error(stats.error().message(), EAGAIN);
+      std::vector<BalloonControlStat> out;
+      for (const auto& e : *stats) out.push_back({e.tag, e.value});
+      return EncodeBalloonStats({target_bytes(), actual_bytes()}, out);
+    }
+    default:
+      return VirtioDevice::Control(op, payload);
+  }
 }
 
 uint64_t BalloonDevice::SetTarget(uint64_t bytes) {

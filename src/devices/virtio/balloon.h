@@ -101,6 +101,11 @@ class BalloonDevice : public VirtioDevice {
 
   // The fds a jailed device process must keep: the guest memory's memfd.
   void AppendKeptFds(std::vector<int>& fds) const override;
+  // BalloonSetTarget, BalloonQuery and BalloonStats (device_control.h). Stats wait at most
+  // kStatsTimeout for the driver; no answer is EAGAIN.
+  base::Result<std::vector<uint8_t>> Control(uint32_t op,
+                                             std::span<const uint8_t> payload) override;
+  static constexpr std::chrono::milliseconds kStatsTimeout{1000};
 
   // Sets the balloon's target size (rounded down to 4 KiB pages, at most all of guest RAM),
   // bumps the configuration generation and interrupts the driver. Returns the target set, in

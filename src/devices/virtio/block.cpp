@@ -8,6 +8,7 @@
 
 #include "base/logging.h"
 #include "devices/pci/pci_config.h"
+#include "devices/virtio/device_control.h"
 #include "devices/virtio/virtio.h"
 
 namespace crosvm::devices::virtio {
@@ -217,6 +218,7 @@ uint64_t BlockDevice::Features() const {
 }
 
 void BlockDevice::ReadConfig(uint64_t offset, std::span<uint8_t> data) const {
+  std::lock_guard lock(config_mu_);
   for (size_t i = 0; i < data.size(); ++i) {
     data[i] = offset + i < config_.size() ? config_[offset + i] : 0;
   }
@@ -232,16 +234,66 @@ base::Status BlockDevice::Activate(ActivateContext ctx) {
         << name_ << ": the driver did not negotiate FLUSH: writes are write-through";
   }
   auto handler = std::make_shared<BlockRequestHandler>(disk_.get(), serial_, write_through);
-  CROSVM_ASSIGN_OR_RETURN(worker_, StartSingleQueueWorker(name_, std::move(ctx),
-                                                          [handler](const memory::GuestMemory& mem,
+  Interrupt* interrupt = ctx.interrupt;
+  auto disk_mu = disk_mu_;
+  CROSVM_ASSIGN_OR_RETURN(worker_,
+                          StartSingleQueueWorker(name_, std::move(ctx),
+                                                 [handler, disk_mu](const memory::GuestMemory& mem,
                                                                     const DescriptorChain& chain) {
-                                                            return handler->Handle(mem, chain);
-                                                          }));
+                                                   std::shared_lock lock(*disk_mu);
+                                                   return handler->Handle(mem, chain);
+                                                 }));
+  std::lock_guard lock(active_mu_);
+  handler_ = std::move(handler);
+  interrupt_ = interrupt;
   return base::Ok();
 }
 
 void BlockDevice::Reset() {
+  {
+    std::lock_guard lock(active_mu_);
+    handler_.reset();
+    interrupt_ = nullptr;
+  }
   worker_.reset();
+}
+
+base::Result<std::vector<uint8_t>> BlockDevice::Control(uint32_t op,
+                                                        std::span<const uint8_t> payload) {
+  if (static_cast<ControlOp>(op) != ControlOp::kDiskResize)
+    return VirtioDevice::Control(op, payload);
+  CROSVM_ASSIGN_OR_RETURN(uint64_t size, DecodeU64(payload, "disk resize"));
+  CROSVM_RETURN_IF_ERROR(Resize(size));
+  return EncodeU64(disk_->VirtualSize());
+}
+
+base::Status BlockDevice::Resize(uint64_t new_size) {
+  if (disk_->ReadOnly()) return base::Error(name_ + ": the disk is read-only", EROFS);
+  if (new_size == 0 || new_size % kSectorSize != 0) {
+    return base::Error(name_ + ": the new size must be a positive multiple of 512 bytes", EINVAL);
+  }
+  {
+    std::unique_lock disk_lock(*disk_mu_);
+    const uint64_t old_size = disk_->VirtualSize();
+    if (new_size < old_size) {
+      return base::Error(name_ + ": shrinking from " + std::to_string(old_size) + " to " +
+                             std::to_string(new_size) +
+                             " bytes is refused: the guest may keep data there",
+                         ENOTSUP);
+    }
+    if (new_size == old_size) return base::Ok();
+    auto resized = disk_->Resize(new_size);
+    if (!resized.ok()) return resized.error().Wrap(name_ + ": resize");
+  }
+  std::lock_guard lock(active_mu_);
+  if (handler_) handler_->SetCapacity(disk_->VirtualSize());
+  {
+    std::lock_guard cfg(config_mu_);
+    Put<uint64_t>(config_, 0, capacity_sectors());
+  }
+  generation_.fetch_add(1);
+  if (interrupt_ != nullptr) interrupt_->SignalConfigChanged();
+  return base::Ok();
 }
 
 std::string DiskSerial(const std::string& path) {

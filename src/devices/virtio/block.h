@@ -8,6 +8,8 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
+#include <shared_mutex>
 #include <string>
 
 #include "devices/virtio/virtio.h"
@@ -80,6 +82,8 @@ class BlockRequestHandler {
   // when the chain has no room for a status byte.
   uint32_t Handle(const memory::GuestMemory& mem, const DescriptorChain& chain);
   bool read_only() const { return read_only_; }
+  // The disk grew (or shrank): requests are checked against the new size from now on.
+  void SetCapacity(uint64_t bytes) { capacity_bytes_.store(bytes / kSectorSize * kSectorSize); }
   // Requests refused for breaking the advertised seg_max / size_max limits.
   uint64_t over_limit_requests() const { return over_limit_.load(); }
 
@@ -90,7 +94,7 @@ class BlockRequestHandler {
   std::array<uint8_t, kBlkIdBytes> serial_{};
   bool read_only_;
   bool write_through_;
-  uint64_t capacity_bytes_;  // the disk size rounded down to whole sectors
+  std::atomic<uint64_t> capacity_bytes_;  // the disk size rounded down to whole sectors
   RateLimitedLog log_;
   std::atomic<uint64_t> over_limit_{0};
 };
@@ -110,6 +114,16 @@ class BlockDevice : public VirtioDevice {
   base::Status Activate(ActivateContext ctx) override;
   void Reset() override;
   void AppendKeptFds(std::vector<int>& fds) const override { disk_->AppendKeptFds(fds); }
+  uint32_t ConfigGeneration() const override { return generation_.load(); }
+  // DiskResize (device_control.h).
+  base::Result<std::vector<uint8_t>> Control(uint32_t op,
+                                             std::span<const uint8_t> payload) override;
+
+  // Grows the disk to `new_size` bytes (a whole number of sectors): the image grows, the
+  // capacity in the configuration space follows with a new generation, and the driver gets a
+  // configuration-change interrupt. Shrinking is refused (ENOTSUP: the guest may have data
+  // there), so is a read-only disk (EROFS). Waits for the request in flight, if any.
+  base::Status Resize(uint64_t new_size);
 
   uint64_t capacity_sectors() const;
 
@@ -117,7 +131,14 @@ class BlockDevice : public VirtioDevice {
   std::unique_ptr<disk::DiskFile> disk_;
   std::string name_;
   std::string serial_;
+  mutable std::mutex config_mu_;      // config_ (read by vCPUs, changed by Resize)
   std::array<uint8_t, 60> config_{};  // struct virtio_blk_config
+  std::atomic<uint32_t> generation_{0};
+  // Held shared while the worker serves a request, exclusively while the disk is resized.
+  std::shared_ptr<std::shared_mutex> disk_mu_ = std::make_shared<std::shared_mutex>();
+  std::mutex active_mu_;  // handler_ and interrupt_, against Activate / Reset
+  std::shared_ptr<BlockRequestHandler> handler_;
+  Interrupt* interrupt_ = nullptr;
   std::unique_ptr<Worker> worker_;
   RateLimitedLog activation_log_{2, std::chrono::seconds(60)};
 };

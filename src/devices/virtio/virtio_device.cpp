@@ -98,4 +98,9 @@ base::Result<std::unique_ptr<Worker>> StartSingleQueueWorker(
   return Worker::Start(name, std::move(sources), std::move(stop));
 }
 
+base::Result<std::vector<uint8_t>> VirtioDevice::Control(uint32_t op,
+                                                         std::span<const uint8_t> /*payload*/) {
+  return base::Error(DebugName() + ": no control request " + std::to_string(op), ENOTSUP);
+}
+
 }  // namespace crosvm::devices::virtio

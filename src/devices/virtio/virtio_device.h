@@ -48,6 +48,10 @@ class VirtioDevice {
   // device process keeps exactly these, plus the transport's. Fds created after the jail is set
   // up (a worker's epoll) need not be listed.
   virtual void AppendKeptFds(std::vector<int>& /*fds*/) const {}
+  // The VMM's typed requests (device_control.h), from a thread that is neither a vCPU's nor
+  // the worker's. Errors carry an errno saying what kind of failure (EINVAL: bad request,
+  // EROFS / ENOTSUP: refused, EAGAIN: not now). Default: no requests.
+  virtual base::Result<std::vector<uint8_t>> Control(uint32_t op, std::span<const uint8_t> payload);
 };
 
 // How much one wake-up of a worker may do before it yields: a guest (a second vCPU refilling the

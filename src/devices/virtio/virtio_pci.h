@@ -108,6 +108,10 @@ class VirtioPciDevice : public pci::PciDevice {
   void WriteBar(int bar, uint64_t offset, std::span<const uint8_t> data) override;
   void OnBarMapped(int bar, uint64_t addr) override;
   void OnBarUnmapped(int bar, uint64_t addr) override;
+  base::Result<std::vector<uint8_t>> DeviceControl(uint32_t op,
+                                                   std::span<const uint8_t> payload) override {
+    return device_->Control(op, payload);
+  }
 
   // Stops the device (joins its worker) and drops the ioeventfds: for VM teardown.
   void Shutdown();

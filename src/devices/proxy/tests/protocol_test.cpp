@@ -111,7 +111,7 @@ void ExpectBadRequest(std::vector<uint8_t> bytes, const std::string& what) {
 
 TEST(ProtocolTest, MalformedRequestsAreRefused) {
   ExpectBadRequest({1, 0, 0, 0, 0}, "unknown type 0");
-  ExpectBadRequest({1, 0, 0, 0, 13}, "unknown type 13");
+  ExpectBadRequest({1, 0, 0, 0, 14}, "unknown type 14");  // past DeviceControl (13)
   // ReadConfigRegister beyond the 4 KiB space.
   ExpectBadRequest({1, 0, 0, 0, 1, 0x00, 0x04, 0, 0}, "config register 1024");
   // WriteConfigRegister: zero length, five bytes, a write past the register.
@@ -379,6 +379,80 @@ TEST(ProtocolTest, MalformedRepliesAreRefused) {
   ExpectBadReply(bad, "partial reply carries a result");
   ExpectBadReply(With(Header(kReplyMore | kReplyHasState), {0, 0, 0, 0}),
                  "partial reply carries a result");
+}
+
+// DeviceControl: the VMM's typed requests (balloon, disk resize) to a device process.
+TEST(ProtocolTest, DeviceControlRoundTrips) {
+  Request r;
+  r.seq = 9;
+  r.type = RequestType::kDeviceControl;
+  r.op = 4;
+  r.data = {1, 2, 3, 4, 5, 6, 7, 8};
+  auto bytes = EncodeRequest(r);
+  ASSERT_EQ(bytes.size(), 4u + 1 + 4 + 2 + 8);
+  auto d = DecodeRequest(bytes);
+  ASSERT_TRUE(d.ok()) << d.error().ToString();
+  EXPECT_EQ(d->op, 4u);
+  EXPECT_EQ(d->data, r.data);
+
+  Reply reply;
+  reply.seq = 9;
+  reply.type = RequestType::kDeviceControl;
+  reply.data.assign(kMaxControlPayload, 0xab);  // longer than a BAR access may be
+  std::vector<int> fds;
+  auto rd = DecodeReply(EncodeReply(reply, &fds), {});
+  ASSERT_TRUE(rd.ok()) << rd.error().ToString();
+  EXPECT_EQ(rd->data.size(), kMaxControlPayload);
+
+  Reply err;
+  err.seq = 9;
+  err.type = RequestType::kDeviceControl;
+  err.flags = kReplyStatusError;
+  err.error = "read-only";
+  err.value = 30;  // EROFS
+  auto ed = DecodeReply(EncodeReply(err, &fds), {});
+  ASSERT_TRUE(ed.ok()) << ed.error().ToString();
+  EXPECT_EQ(ed->value, 30u);
+  EXPECT_EQ(ed->error, "read-only");
+}
+
+TEST(ProtocolTest, MalformedDeviceControlIsRefused) {
+  Request r;
+  r.type = RequestType::kDeviceControl;
+  r.op = 1;
+  r.data = {1, 2, 3};
+  auto good = EncodeRequest(r);
+  for (size_t n = 5; n < good.size(); ++n) {
+    EXPECT_FALSE(DecodeRequest(std::span(good).first(n)).ok()) << "truncated to " << n;
+  }
+  auto trailing = good;
+  trailing.push_back(0);
+  EXPECT_FALSE(DecodeRequest(trailing).ok());
+  // A payload length over the limit, with the bytes there.
+  r.data.assign(kMaxControlPayload + 1, 0);
+  auto big = EncodeRequest(r);
+  auto d = DecodeRequest(big);
+  ASSERT_FALSE(d.ok());
+  EXPECT_NE(d.error().message().find("control payload"), std::string::npos);
+  // A length that claims more than is there.
+  auto lying = good;
+  lying[9] = 200;
+  EXPECT_FALSE(DecodeRequest(lying).ok());
+
+  // A reply whose data is over the limit.
+  Reply reply;
+  reply.type = RequestType::kDeviceControl;
+  reply.data.assign(kMaxControlPayload + 1, 0);
+  std::vector<int> fds;
+  auto rd = DecodeReply(EncodeReply(reply, &fds), {});
+  ASSERT_FALSE(rd.ok());
+  EXPECT_NE(rd.error().message().find("control reply"), std::string::npos);
+  // A reply type past DeviceControl is unknown.
+  Reply other;
+  other.type = RequestType::kDeviceControl;
+  auto bytes = EncodeReply(other, &fds);
+  bytes[4] = static_cast<uint8_t>(RequestType::kDeviceControl) + 1;
+  EXPECT_FALSE(DecodeReply(bytes, {}).ok());
 }
 
 }  // namespace
