@@ -189,10 +189,11 @@ TEST(Sandbox, EveryDeviceProcessIsConfined) {
   std::string disk = MakeDisk(dir);
   Vmm vmm(RunArgs(*g, disk), dir.File("crosvm.log"));
   ASSERT_GT(vmm.pid(), 0);
-  auto devices = vmm.WaitForDevices(2);
-  ASSERT_EQ(devices.size(), 2u) << "expected device processes blk0 and rng0\n"
+  auto devices = vmm.WaitForDevices(3);
+  ASSERT_EQ(devices.size(), 3u) << "expected device processes blk0, rng0 and balloon0\n"
                                 << Tail(vmm.output());
-  ASSERT_TRUE(devices.count("blk0") && devices.count("rng0")) << Tail(vmm.output());
+  ASSERT_TRUE(devices.count("blk0") && devices.count("rng0") && devices.count("balloon0"))
+      << Tail(vmm.output());
 
   const std::set<std::string> kinds = {"anon_inode:[eventfd]", "anon_inode:[eventpoll]",
                                        "/dev/null"};
@@ -211,7 +212,8 @@ TEST(Sandbox, EveryDeviceProcessIsConfined) {
       EXPECT_NE(NsLink(pid, ns), "<unreadable>") << ns;
     }
     // Only what the device needs: its eventfds, its channel (a socket), its seccomp report
-    // pipe, /dev/null (stdin, stdout), crosvm's stderr and, for the disk, the image.
+    // pipe, /dev/null (stdin, stdout), crosvm's stderr and, for the disk, the image; for the
+    // balloon, guest memory's memfd.
     int sockets = 0, pipes = 0;
     for (const auto& fd : OpenFds(pid)) {
       std::string target = fd.substr(fd.find(" -> ") + 4);
@@ -223,6 +225,8 @@ TEST(Sandbox, EveryDeviceProcessIsConfined) {
         EXPECT_EQ(target, dir.File("crosvm.log"));
       } else if (name == "blk0" && target == disk) {
         continue;
+      } else if (name == "balloon0" && target.rfind("/memfd:", 0) == 0) {
+        continue;  // the balloon gives inflated guest pages back: it needs the RAM's memfd
       } else {
         EXPECT_TRUE(kinds.count(target)) << "unexpected open file " << fd;
       }
