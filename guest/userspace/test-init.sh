@@ -16,6 +16,9 @@ export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
 exec </dev/console >/dev/console 2>&1
 mount -t proc proc /proc
+# Kernel messages from now on (a clocksource warning, say) stay out of the console, where they
+# would land in the middle of a result line; dmesg still has them.
+echo 1 >/proc/sys/kernel/printk
 mount -t sysfs sysfs /sys
 mount -t tmpfs tmpfs /tmp
 

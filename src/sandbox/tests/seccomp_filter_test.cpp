@@ -42,7 +42,20 @@ namespace {
 
 // What the child needs besides the calls under test: the reporter's write and exit_group, and
 // what libseccomp's load may do after the filter is in (freeing its buffers).
-constexpr const char* kBase = "write: 1\nexit_group: 1\nmunmap: 1\nbrk: 1\nmadvise: 1\n";
+// Under AddressSanitizer, every call of a noreturn function (the child's exit) first runs
+// __asan_handle_no_return, which asks sigaltstack where the signal stack is.
+#if defined(__SANITIZE_ADDRESS__)
+#define CROSVM_TEST_ASAN_CALLS "sigaltstack: 1\n"
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CROSVM_TEST_ASAN_CALLS "sigaltstack: 1\n"
+#endif
+#endif
+#ifndef CROSVM_TEST_ASAN_CALLS
+#define CROSVM_TEST_ASAN_CALLS ""
+#endif
+constexpr const char* kBase =
+    "write: 1\nexit_group: 1\nmunmap: 1\nbrk: 1\nmadvise: 1\n" CROSVM_TEST_ASAN_CALLS;
 
 enum class LoadWith { kLibseccomp, kBpfProgram };
 
