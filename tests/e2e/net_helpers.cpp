@@ -119,9 +119,12 @@ int BackgroundVmm::Wait(std::chrono::seconds limit) {
 
 std::map<std::string, pid_t> BackgroundVmm::WaitForDevices(size_t n) {
   std::map<std::string, pid_t> d;
-  for (int i = 0; i < 600; ++i) {
+  // Generous: a sanitizer build on a loaded machine takes tens of seconds to start its jails.
+  for (int i = 0; i < 2400; ++i) {
     d = DeviceProcesses(pid_);
-    if (d.size() >= n || kill(pid_, 0) != 0) break;
+    if (d.size() >= n || exited_) break;
+    int status;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) exited_ = true;  // crosvm ended: stop waiting
     std::this_thread::sleep_for(50ms);
   }
   return d;

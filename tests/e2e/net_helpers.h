@@ -28,7 +28,7 @@ class BackgroundVmm {
   // The exit status, or -1 (still running after `limit`, or killed by a signal).
   int Wait(std::chrono::seconds limit);
   // crosvm's device processes ("crosvm:<name>", children of a relay child of crosvm), once there
-  // are at least `n` (or crosvm ended, or 30 s passed).
+  // are at least `n` (or crosvm ended, or 120 s passed).
   std::map<std::string, pid_t> WaitForDevices(size_t n);
 
  private:
