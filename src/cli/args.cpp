@@ -1,14 +1,18 @@
 #include "cli/args.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sched.h>
 
 #include <algorithm>
 #include <charconv>
+#include <cstdint>
 #include <functional>
 #include <set>
 #include <sstream>
 
 #include "base/logging.h"
+#include "net/tap.h"
 
 namespace crosvm::cli {
 namespace {
@@ -48,6 +52,55 @@ Result<uint64_t> ParseNumber(const std::string& flag, const std::string& text, u
 
 // The most disks a VM can have: PCI slots 1-31, one of them for virtio-rng.
 constexpr size_t kMaxDisks = 30;
+
+Status CheckIpv4(const std::string& flag, const std::string& text) {
+  in_addr a{};
+  if (inet_pton(AF_INET, text.c_str(), &a) != 1) {
+    return Error(flag + ": '" + text + "' is not a dotted IPv4 address such as 192.168.10.1");
+  }
+  return Ok();
+}
+
+Status CheckNetmask(const std::string& text) {
+  CROSVM_RETURN_IF_ERROR(CheckIpv4("--netmask", text));
+  in_addr a{};
+  inet_pton(AF_INET, text.c_str(), &a);
+  uint32_t m = ntohl(a.s_addr);
+  if ((~m & (~m + 1)) != 0) {
+    return Error("--netmask: '" + text +
+                 "' is not a netmask (its one bits must come first, as "
+                 "in 255.255.255.0)");
+  }
+  return Ok();
+}
+
+// Cross-flag checks of the network options, once every flag is parsed.
+Status CheckNet(const Config& c) {
+  const bool given[] = {c.host_ip.has_value(), c.netmask.has_value(), c.mac.has_value()};
+  const char* names[] = {"--host_ip", "--netmask", "--mac"};
+  std::string missing;
+  int count = 0;
+  for (int i = 0; i < 3; ++i) {
+    if (given[i]) {
+      ++count;
+    } else {
+      missing += std::string(missing.empty() ? "" : " and ") + names[i];
+    }
+  }
+  if (count != 0 && count != 3) {
+    return Error(
+        "--host_ip, --netmask and --mac go together (one network card on a TAP crosvm "
+        "creates): " +
+        missing + " missing");
+  }
+  size_t nets = (count == 3 ? 1 : 0) + c.tap_fds.size();
+  if (c.disks.size() + nets > kMaxDisks) {
+    return Error(std::to_string(c.disks.size()) + " disks and " + std::to_string(nets) +
+                 " network cards are more than the " + std::to_string(kMaxDisks) +
+                 " PCI slots left next to virtio-rng");
+  }
+  return Ok();
+}
 
 // PATH[,format=raw|qcow2][,backing=DIR]. `forced` is the format a deprecated alias implies.
 Status AddDisk(Config& c, const char* flag, const std::string& value, bool writable, bool root,
@@ -171,13 +224,41 @@ const std::vector<Option>& Options() {
        "virtio-pmem"},
       {"pmem-device", 0, "PATH", "Path to a read-only disk image exposed as pmem.", nullptr,
        "virtio-pmem"},
-      {"host_ip", 0, "IP", "IP address to assign to the host's TAP interface.", nullptr,
-       "virtio-net"},
-      {"netmask", 0, "NETMASK", "Netmask for the VM's subnet.", nullptr, "virtio-net"},
-      {"mac", 0, "MAC", "MAC address for the VM.", nullptr, "virtio-net"},
+      {"host_ip", 0, "IP",
+       "IP address to assign to the host's TAP interface (with --netmask and --mac: crosvm "
+       "creates the TAP, which needs CAP_NET_ADMIN).",
+       [](Config& c, const std::string& v) -> Status {
+         if (c.host_ip) return Error("--host_ip can be given only once");
+         CROSVM_RETURN_IF_ERROR(CheckIpv4("--host_ip", v));
+         c.host_ip = v;
+         return Ok();
+       }},
+      {"netmask", 0, "NETMASK", "Netmask for the VM's subnet.",
+       [](Config& c, const std::string& v) -> Status {
+         if (c.netmask) return Error("--netmask can be given only once");
+         CROSVM_RETURN_IF_ERROR(CheckNetmask(v));
+         c.netmask = v;
+         return Ok();
+       }},
+      {"mac", 0, "MAC", "MAC address of the VM's network card (e.g. 02:00:00:12:34:56).",
+       [](Config& c, const std::string& v) -> Status {
+         if (c.mac) return Error("--mac can be given only once");
+         auto mac = net::ParseMac(v);
+         if (!mac.ok()) return Error("--mac: " + mac.error().message());
+         c.mac = *mac;
+         return Ok();
+       }},
       {"tap-fd", 0, "FD",
-       "File descriptor of a configured TAP device. Each one adds a network card.", nullptr,
-       "virtio-net"},
+       "File descriptor of a configured TAP device (IFF_TAP|IFF_NO_PI|IFF_VNET_HDR). Each one "
+       "adds a network card. Can be given more than once.",
+       [](Config& c, const std::string& v) -> Status {
+         CROSVM_ASSIGN_OR_RETURN(uint64_t fd, ParseNumber("tap-fd", v, 3, INT32_MAX));
+         for (int other : c.tap_fds) {
+           if (other == static_cast<int>(fd)) return Error("--tap-fd " + v + " is given twice");
+         }
+         c.tap_fds.push_back(static_cast<int>(fd));
+         return Ok();
+       }},
       {"vhost-net", 0, nullptr, "Use vhost for networking.", nullptr, "vhost-net"},
       {"cid", 0, "CID", "Context ID for virtual sockets.", nullptr, "virtio-vsock"},
       {"shared-dir", 0, "PATH:TAG",
@@ -424,6 +505,7 @@ Result<Config> ParseRunArgs(const std::vector<std::string>& args) {
                  "'); options go before the kernel path");
   }
   c.kernel = positional[0];
+  CROSVM_RETURN_IF_ERROR(CheckNet(c));
   return c;
 }
 

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "disk/disk.h"
+#include "net/tap.h"
 
 namespace crosvm::cli {
 
@@ -41,6 +42,13 @@ struct Config {
   std::vector<SerialOption> serials;  // as given with --serial; defaults filled in by the VM
   std::optional<std::string> socket_path;
   std::optional<std::string> seccomp_policy_dir;
+  // Networking (virtio-net). --host_ip/--netmask/--mac, all three or none: crosvm creates a TAP,
+  // gives its host side host_ip/netmask and offers the guest a card with `mac`.
+  std::optional<std::string> host_ip;
+  std::optional<std::string> netmask;
+  std::optional<net::MacAddress> mac;
+  // --tap-fd: TAPs the caller opened and configured; one more card per fd, in order.
+  std::vector<int> tap_fds;
 };
 
 }  // namespace crosvm::cli

@@ -29,6 +29,7 @@
 #include "base/strings.h"
 #include "base/terminal.h"
 #include "cli/args.h"
+#include "cli/net_setup.h"
 #include "control/server.h"
 #include "devices/acpi_pm.h"
 #include "devices/bus.h"
@@ -41,6 +42,7 @@
 #include "devices/serial.h"
 #include "devices/virtio/balloon.h"
 #include "devices/virtio/block.h"
+#include "devices/virtio/net.h"
 #include "devices/virtio/rng.h"
 #include "devices/virtio/virtio_pci.h"
 #include "disk/disk.h"
@@ -436,6 +438,22 @@ Status Vm::OpenDisks() {
   return Ok();
 }
 
+// One virtio-net device per backend, in order: "net0" (jail name), "virtio-net net0 (TAP)" in logs.
+template <typename AddFn>
+Status AddNetDevices(std::vector<NetBackend> nets, AddFn& add) {
+  for (size_t i = 0; i < nets.size(); ++i) {
+    NetBackend& n = nets[i];
+    const std::string jail_name = "net" + std::to_string(i);
+    CROSVM_LOG(INFO) << "net " << jail_name << ": TAP " << n.tap->name() << " (" << n.origin
+                     << "), guest MAC " << net::FormatMac(n.mac);
+    const std::string name = "virtio-net " + jail_name + " (" + n.tap->name() + ")";
+    CROSVM_RETURN_IF_ERROR(
+        add(std::make_unique<devices::virtio::NetDevice>(std::move(n.tap), n.mac, name), jail_name,
+            "net_device"));
+  }
+  return Ok();
+}
+
 Status Vm::SetupPciDevices() {
   namespace pci = devices::pci;
   namespace virtio = devices::virtio;
@@ -446,6 +464,9 @@ Status Vm::SetupPciDevices() {
                                           pci::PciRoot::kConfigIoSize));
   CROSVM_ASSIGN_OR_RETURN(auto alloc, pci::CreateX86SystemAllocator(mem_->end_addr()));
 
+  // The TAPs are created and configured here, in crosvm's own network namespace and with its
+  // privileges, before any device process exists; each net device process keeps only its TAP.
+  CROSVM_ASSIGN_OR_RETURN(std::vector<NetBackend> nets, OpenNetBackends(config_));
   vmm::SandboxOptions sandbox_options{config_.sandbox, config_.seccomp_policy_dir};
   ExitRequest* exit = exit_.get();
   // `jail_name` names the device process ("blk0": ps shows "crosvm:blk0"); `policy` is its
@@ -478,6 +499,8 @@ Status Vm::SetupPciDevices() {
     disk_hosts_.push_back(device_hosts_.back().get());
   }
   disks_.clear();
+  // PCI slot order: the disks, then the network cards (eth0, eth1, ...), then virtio-rng.
+  CROSVM_RETURN_IF_ERROR(AddNetDevices(std::move(nets), add));
   CROSVM_RETURN_IF_ERROR(add(std::make_unique<virtio::RngDevice>(), "rng0", "rng_device"));
   CROSVM_RETURN_IF_ERROR(
       add(std::make_unique<virtio::BalloonDevice>(&*mem_), "balloon0", "balloon_device"));

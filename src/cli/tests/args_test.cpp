@@ -304,6 +304,87 @@ TEST(VirtioDiskNameTest, LinuxNaming) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Networking.
+
+TEST(ParseRunArgsTest, NetFlagsTogether) {
+  Config c = MustParse({"--host_ip", "10.0.2.1", "--netmask=255.255.255.0", "--mac",
+                        "02:00:00:12:34:AB", "vmlinux"});
+  EXPECT_EQ(c.host_ip, "10.0.2.1");
+  EXPECT_EQ(c.netmask, "255.255.255.0");
+  ASSERT_TRUE(c.mac.has_value());
+  EXPECT_EQ(net::FormatMac(*c.mac), "02:00:00:12:34:ab");
+  EXPECT_THAT(c.tap_fds, IsEmpty());
+  Config none = MustParse({"vmlinux"});
+  EXPECT_FALSE(none.host_ip || none.netmask || none.mac);
+}
+
+TEST(ParseRunArgsTest, NetFlagsMissingOnesAreNamed) {
+  std::string e = ParseError({"--host_ip", "10.0.2.1", "vmlinux"});
+  EXPECT_THAT(e, HasSubstr("go together"));
+  EXPECT_THAT(e, HasSubstr("--netmask and --mac missing"));
+  e = ParseError({"--mac", "02:00:00:00:00:01", "--netmask", "255.0.0.0", "vmlinux"});
+  EXPECT_THAT(e, HasSubstr(": --host_ip missing"));
+  e = ParseError({"--host_ip", "10.0.2.1", "--mac", "02:00:00:00:00:01", "vmlinux"});
+  EXPECT_THAT(e, HasSubstr(": --netmask missing"));
+}
+
+TEST(ParseRunArgsTest, NetFlagsBadValues) {
+  const Args rest = {"--netmask", "255.255.255.0", "--mac", "02:00:00:00:00:01", "vmlinux"};
+  auto with = [&](Args a) {
+    a.insert(a.end(), rest.begin(), rest.end());
+    return a;
+  };
+  EXPECT_THAT(ParseError(with({"--host_ip", "10.0.2"})),
+              HasSubstr("--host_ip: '10.0.2' is not a dotted IPv4 address"));
+  EXPECT_THAT(ParseError(with({"--host_ip", "fe80::1"})), HasSubstr("not a dotted IPv4"));
+  EXPECT_THAT(ParseError({"--netmask", "255.0.255.0", "vmlinux"}),
+              HasSubstr("--netmask: '255.0.255.0' is not a netmask"));
+  EXPECT_THAT(ParseError({"--netmask", "24", "vmlinux"}), HasSubstr("--netmask: '24'"));
+  EXPECT_THAT(ParseError({"--mac", "02:00:00:00:00", "vmlinux"}),
+              HasSubstr("--mac: bad MAC address '02:00:00:00:00'"));
+  EXPECT_THAT(ParseError({"--mac", "01:00:00:00:00:01", "vmlinux"}), HasSubstr("multicast"));
+  EXPECT_THAT(ParseError(with({"--host_ip", "10.0.2.1", "--host_ip", "10.0.2.3"})),
+              HasSubstr("--host_ip can be given only once"));
+  EXPECT_THAT(ParseError({"--mac", "02:00:00:00:00:01", "--mac=02:00:00:00:00:02", "vmlinux"}),
+              HasSubstr("--mac can be given only once"));
+}
+
+TEST(ParseRunArgsTest, TapFdRepeatable) {
+  Config c = MustParse({"--tap-fd", "5", "--tap-fd=3", "--tap-fd", "40", "vmlinux"});
+  EXPECT_THAT(c.tap_fds, ElementsAre(5, 3, 40));
+  // With the created TAP too.
+  c = MustParse({"--tap-fd", "7", "--host_ip", "10.0.2.1", "--netmask", "255.255.255.0", "--mac",
+                 "02:00:00:00:00:01", "vmlinux"});
+  EXPECT_THAT(c.tap_fds, ElementsAre(7));
+  EXPECT_TRUE(c.host_ip.has_value());
+}
+
+TEST(ParseRunArgsTest, TapFdErrors) {
+  EXPECT_THAT(ParseError({"--tap-fd", "x", "vmlinux"}), HasSubstr("--tap-fd: 'x' is not a number"));
+  EXPECT_THAT(ParseError({"--tap-fd", "1", "vmlinux"}), HasSubstr("out of range (3 to"));
+  EXPECT_THAT(ParseError({"--tap-fd", "5", "--tap-fd", "5", "vmlinux"}),
+              HasSubstr("--tap-fd 5 is given twice"));
+}
+
+TEST(ParseRunArgsTest, DisksAndNetworkCardsShareThePciSlots) {
+  Args a;
+  for (int i = 0; i < 29; ++i) {
+    a.push_back("--disk");
+    a.push_back("d" + std::to_string(i));
+  }
+  Args ok = a;
+  ok.insert(ok.end(), {"--tap-fd", "3", "vmlinux"});
+  EXPECT_EQ(MustParse(ok).tap_fds.size(), 1u);
+  a.insert(a.end(), {"--tap-fd", "3", "--tap-fd", "4", "vmlinux"});
+  EXPECT_THAT(ParseError(a), HasSubstr("29 disks and 2 network cards are more than the 30"));
+}
+
+TEST(ParseRunArgsTest, VhostNetIsNotSupportedYet) {
+  EXPECT_THAT(ParseError({"--vhost-net", "vmlinux"}),
+              HasSubstr("--vhost-net is not supported yet"));
+}
+
+// ---------------------------------------------------------------------------------------------
 // Options whose feature is not built: each is an error saying so, naming the flag.
 
 struct NotYet {
@@ -313,30 +394,16 @@ struct NotYet {
 };
 
 const NotYet kNotYet[] = {
-    {"rw-pmem-device", true},
-    {"pmem-device", true},
-    {"host_ip", true},
-    {"netmask", true},
-    {"mac", true},
-    {"tap-fd", true},
-    {"vhost-net", false},
-    {"cid", true},
-    {"shared-dir", true},
-    {"wayland-sock", true},
-    {"wayland-group", true},
-    {"x-display", true},
-    {"gpu", false},
-    {"software-tpm", false},
-    {"evdev", true},
-    {"single-touch", true},
-    {"trackpad", true},
-    {"mouse", true},
-    {"keyboard", true},
-    {"plugin", true},
-    {"plugin-root", true},
-    {"plugin-mount", true},
-    {"plugin-gid-map", true},
-    {"split-irqchip", false},
+    {"rw-pmem-device", true}, {"pmem-device", true},
+    {"vhost-net", false},     {"cid", true},
+    {"shared-dir", true},     {"wayland-sock", true},
+    {"wayland-group", true},  {"x-display", true},
+    {"gpu", false},           {"software-tpm", false},
+    {"evdev", true},          {"single-touch", true},
+    {"trackpad", true},       {"mouse", true},
+    {"keyboard", true},       {"plugin", true},
+    {"plugin-root", true},    {"plugin-mount", true},
+    {"plugin-gid-map", true}, {"split-irqchip", false},
 };
 
 TEST(ParseRunArgsTest, UnsupportedOptionsFailWithNotSupportedYet) {
@@ -522,7 +589,11 @@ TEST(RunUsageTest, NamesEveryOption) {
                                "disable-sandbox",
                                "seccomp-policy-dir",
                                "syslog-tag",
-                               "serial"};
+                               "serial",
+                               "host_ip",
+                               "netmask",
+                               "mac",
+                               "tap-fd"};
   for (const char* name : implemented) {
     EXPECT_THAT(usage, HasSubstr(std::string("--") + name)) << name;
   }
