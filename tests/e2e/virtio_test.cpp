@@ -138,7 +138,7 @@ TEST(VirtioTestGuest, BlkReadsSectorZero) {
   EXPECT_EQ(r.exit_code, 0) << r.output;
 }
 
-TEST(VirtioTestGuest, PciScanSeesHostBridgeDisksAndRng) {
+TEST(VirtioTestGuest, PciScanSeesHostBridgeDisksRngAndBalloon) {
   TempDir dir("e2e-virtio");
   ASSERT_TRUE(dir.ok());
   std::string disk = MakeTextDisk(dir, "x", 1 << 20);
@@ -149,12 +149,14 @@ TEST(VirtioTestGuest, PciScanSeesHostBridgeDisksAndRng) {
   EXPECT_TRUE(Has(r.output, "pci 00:00.0 1b36:0008 class 06.00.00")) << r.output;
   EXPECT_TRUE(Has(r.output, "pci 00:01.0 1af4:1042 class 01.80.00 rev 01")) << r.output;
   EXPECT_TRUE(Has(r.output, "pci 00:02.0 1af4:1044 class ff.00.00 rev 01")) << r.output;
+  // The balloon, always there (as in the seed's crosvm).
+  EXPECT_TRUE(Has(r.output, "pci 00:03.0 1af4:1045 class ff.00.00 rev 01")) << r.output;
   // BARs in the 32-bit MMIO window, sized by the guest (all-ones write, read back).
   EXPECT_TRUE(Has(r.output, "BAR0 mem64 addr 0xd0000000 size 0x8000")) << r.output;
   EXPECT_TRUE(Has(r.output, "BAR0 mem64 addr 0xd0008000 size 0x8000")) << r.output;
   // Five virtio vendor capabilities and MSI-X.
   EXPECT_TRUE(Has(r.output, "caps: 09@40 09@50 09@64 09@74 09@84 11@98")) << r.output;
-  EXPECT_TRUE(Has(r.output, "TESTGUEST pciscan: 3 PCI function(s)")) << r.output;
+  EXPECT_TRUE(Has(r.output, "TESTGUEST pciscan: 4 PCI function(s)")) << r.output;
   EXPECT_EQ(r.exit_code, 0) << r.output;
 }
 
