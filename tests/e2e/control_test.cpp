@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "background.h"
 #include "harness.h"
 
 namespace crosvm::e2e {
@@ -25,66 +26,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
-
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-// crosvm run in the background, its output in a file.
-class Background {
- public:
-  Background(const std::vector<std::string>& args, const std::string& log) : log_(log) {
-    std::vector<std::string> argv = {CROSVM_BINARY};
-    argv.insert(argv.end(), args.begin(), args.end());
-    std::vector<char*> cargv;
-    for (auto& a : argv) cargv.push_back(a.data());
-    cargv.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    if (posix_spawn(&pid_, cargv[0], &fa, nullptr, cargv.data(), environ) != 0) pid_ = -1;
-    posix_spawn_file_actions_destroy(&fa);
-  }
-  ~Background() {
-    if (pid_ > 0 && !exited_) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-  }
-  pid_t pid() const { return pid_; }
-  std::string output() const { return ReadAll(log_); }
-  int Wait(std::chrono::seconds limit) {
-    auto end = std::chrono::steady_clock::now() + limit;
-    while (std::chrono::steady_clock::now() < end) {
-      int status;
-      if (waitpid(pid_, &status, WNOHANG) == pid_) {
-        exited_ = true;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-      }
-      std::this_thread::sleep_for(50ms);
-    }
-    return -1;
-  }
-  // Waits until the output contains `text`.
-  bool WaitForOutput(const std::string& text, std::chrono::seconds limit) {
-    auto end = std::chrono::steady_clock::now() + limit;
-    while (std::chrono::steady_clock::now() < end) {
-      if (output().find(text) != std::string::npos) return true;
-      std::this_thread::sleep_for(100ms);
-    }
-    return false;
-  }
-
- private:
-  std::string log_;
-  pid_t pid_ = -1;
-  bool exited_ = false;
-};
 
 struct Guest {
   std::string kernel, params;
@@ -130,7 +71,7 @@ TEST(Control, SuspendResumeDiskResizeBalloonAndStop) {
   ASSERT_TRUE(g);
   TempDir dir("e2e-control");
   std::string disk = MakeDisk(dir, "disk.img");
-  Background vm(Args(*g, disk, dir.path()), dir.File("crosvm.log"));
+  BackgroundVmm vm(Args(*g, disk, dir.path()), dir.File("crosvm.log"));
   ASSERT_GT(vm.pid(), 0);
   const std::string sock = SocketIn(dir.path(), vm.pid());
   ASSERT_TRUE(WaitForFile(sock, 30s)) << Tail(vm.output());
@@ -181,8 +122,8 @@ TEST(Control, TwoVmsInOneDirectoryAndAMissingSocket) {
   ASSERT_TRUE(g);
   TempDir dir("e2e-control2");
   std::string d1 = MakeDisk(dir, "a.img"), d2 = MakeDisk(dir, "b.img");
-  Background a(Args(*g, d1, dir.path()), dir.File("a.log"));
-  Background b(Args(*g, d2, dir.path()), dir.File("b.log"));
+  BackgroundVmm a(Args(*g, d1, dir.path()), dir.File("a.log"));
+  BackgroundVmm b(Args(*g, d2, dir.path()), dir.File("b.log"));
   const std::string sa = SocketIn(dir.path(), a.pid()), sb = SocketIn(dir.path(), b.pid());
   ASSERT_TRUE(WaitForFile(sa, 30s)) << Tail(a.output());
   ASSERT_TRUE(WaitForFile(sb, 30s)) << Tail(b.output());
@@ -204,7 +145,7 @@ TEST(Control, SigtermRemovesTheSocket) {
   TempDir dir("e2e-control3");
   std::string disk = MakeDisk(dir, "disk.img");
   const std::string sock = dir.File("vm.sock");
-  Background vm(Args(*g, disk, sock), dir.File("crosvm.log"));
+  BackgroundVmm vm(Args(*g, disk, sock), dir.File("crosvm.log"));
   ASSERT_TRUE(WaitForFile(sock, 30s)) << Tail(vm.output());
   kill(vm.pid(), SIGTERM);
   vm.Wait(30s);

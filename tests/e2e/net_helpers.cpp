@@ -19,38 +19,11 @@
 #include <sstream>
 #include <thread>
 
-extern char** environ;
-
 namespace crosvm::e2e {
 namespace {
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
-
-std::string ReadText(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-pid_t ParentOf(pid_t pid) {
-  std::istringstream in(ReadText("/proc/" + std::to_string(pid) + "/status"));
-  for (std::string line; std::getline(in, line);) {
-    if (line.rfind("PPid:", 0) == 0) return std::atoi(line.c_str() + 5);
-  }
-  return -1;
-}
-
-std::vector<std::pair<std::string, std::string>> Fds(pid_t pid) {
-  std::vector<std::pair<std::string, std::string>> out;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec)) {
-    std::error_code ec2;
-    out.emplace_back(e.path().filename().string(), fs::read_symlink(e.path(), ec2).string());
-  }
-  return out;
-}
 
 uint16_t Checksum(const uint8_t* data, size_t len) {
   uint32_t sum = 0;
@@ -62,101 +35,12 @@ uint16_t Checksum(const uint8_t* data, size_t len) {
 
 }  // namespace
 
-BackgroundVmm::BackgroundVmm(const std::vector<std::string>& args, const std::string& log)
-    : log_(log) {
-  std::vector<std::string> argv = {CROSVM_BINARY};
-  argv.insert(argv.end(), args.begin(), args.end());
-  std::vector<char*> cargv;
-  for (auto& a : argv) cargv.push_back(a.data());
-  cargv.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_adddup2(&fa, 1, 2);
-  if (posix_spawn(&pid_, cargv[0], &fa, nullptr, cargv.data(), environ) != 0) pid_ = -1;
-  posix_spawn_file_actions_destroy(&fa);
-}
-
-BackgroundVmm::~BackgroundVmm() {
-  if (pid_ > 0 && !exited_) {
-    kill(pid_, SIGKILL);
-    waitpid(pid_, nullptr, 0);
-  }
-}
-
-std::string BackgroundVmm::output() const {
-  return ReadText(log_);
-}
-
-bool BackgroundVmm::WaitForOutput(const std::string& needle, std::chrono::seconds limit) {
-  auto end = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < end) {
-    if (output().find(needle) != std::string::npos) return true;
-    if (exited_ || kill(pid_, 0) != 0) return false;
-    int status;
-    if (waitpid(pid_, &status, WNOHANG) == pid_) {
-      exited_ = true;
-      return output().find(needle) != std::string::npos;
-    }
-    std::this_thread::sleep_for(100ms);
-  }
-  return false;
-}
-
-int BackgroundVmm::Wait(std::chrono::seconds limit) {
-  auto end = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < end) {
-    int status;
-    if (waitpid(pid_, &status, WNOHANG) == pid_) {
-      exited_ = true;
-      return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    }
-    std::this_thread::sleep_for(50ms);
-  }
-  return -1;
-}
-
-std::map<std::string, pid_t> BackgroundVmm::WaitForDevices(size_t n) {
-  std::map<std::string, pid_t> d;
-  // Generous: a sanitizer build on a loaded machine takes tens of seconds to start its jails.
-  for (int i = 0; i < 2400; ++i) {
-    d = DeviceProcesses(pid_);
-    if (d.size() >= n || exited_) break;
-    int status;
-    if (waitpid(pid_, &status, WNOHANG) == pid_) exited_ = true;  // crosvm ended: stop waiting
-    std::this_thread::sleep_for(50ms);
-  }
-  return d;
-}
-
-std::map<std::string, pid_t> DeviceProcesses(pid_t vmm) {
-  std::map<std::string, pid_t> out;
-  for (const auto& e : fs::directory_iterator("/proc")) {
-    const std::string name = e.path().filename();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    pid_t pid = std::atoi(name.c_str());
-    std::string comm = ReadText("/proc/" + name + "/comm");
-    if (!comm.empty() && comm.back() == '\n') comm.pop_back();
-    if (comm.rfind("crosvm:", 0) != 0) continue;
-    pid_t relay = ParentOf(pid);
-    if (relay > 0 && ParentOf(relay) == vmm) out[comm.substr(7)] = pid;
-  }
-  return out;
-}
-
-std::string NsLink(pid_t pid, const char* ns) {
-  std::error_code ec;
-  auto target = fs::read_symlink("/proc/" + std::to_string(pid) + "/ns/" + ns, ec);
-  return ec ? "<unreadable>" : target.string();
-}
-
 std::vector<std::string> UnexpectedDeviceFds(pid_t pid, const std::string& stderr_path) {
   const std::set<std::string> kinds = {"anon_inode:[eventfd]", "anon_inode:[eventpoll]",
                                        "/dev/null", "/dev/net/tun"};
   std::vector<std::string> bad;
   int sockets = 0, pipes = 0;
-  for (const auto& [fd, target] : Fds(pid)) {
+  for (const auto& [fd, target] : OpenFds(pid)) {
     if (target.rfind("socket:", 0) == 0) {
       if (++sockets > 1) bad.push_back(fd + " -> " + target + " (a second socket)");
     } else if (target.rfind("pipe:", 0) == 0) {
@@ -173,7 +57,7 @@ std::vector<std::string> UnexpectedDeviceFds(pid_t pid, const std::string& stder
 
 int CountFds(pid_t pid, const std::string& target) {
   int n = 0;
-  for (const auto& [fd, t] : Fds(pid)) n += t == target;
+  for (const auto& [fd, t] : OpenFds(pid)) n += t == target;
   return n;
 }
 

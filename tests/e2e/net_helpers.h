@@ -11,34 +11,10 @@
 #include <string>
 #include <vector>
 
+#include "background.h"
+
 namespace crosvm::e2e {
 
-// build/crosvm running in the background with stdin /dev/null and its output in `log`; killed
-// when the object goes away.
-class BackgroundVmm {
- public:
-  BackgroundVmm(const std::vector<std::string>& args, const std::string& log);
-  ~BackgroundVmm();
-  BackgroundVmm(const BackgroundVmm&) = delete;
-  BackgroundVmm& operator=(const BackgroundVmm&) = delete;
-  pid_t pid() const { return pid_; }
-  std::string output() const;
-  // True once the output contains `needle`; false when crosvm ended or time ran out first.
-  bool WaitForOutput(const std::string& needle, std::chrono::seconds limit);
-  // The exit status, or -1 (still running after `limit`, or killed by a signal).
-  int Wait(std::chrono::seconds limit);
-  // crosvm's device processes ("crosvm:<name>", children of a relay child of crosvm), once there
-  // are at least `n` (or crosvm ended, or 120 s passed).
-  std::map<std::string, pid_t> WaitForDevices(size_t n);
-
- private:
-  std::string log_;
-  pid_t pid_ = -1;
-  bool exited_ = false;
-};
-
-std::map<std::string, pid_t> DeviceProcesses(pid_t vmm);
-std::string NsLink(pid_t pid, const char* ns);
 // The fds of a device process that are none of: its eventfds and epoll fd, one channel socket,
 // one seccomp report pipe, /dev/null, `stderr_path` on fd 2, and /dev/net/tun (its TAP).
 std::vector<std::string> UnexpectedDeviceFds(pid_t pid, const std::string& stderr_path);

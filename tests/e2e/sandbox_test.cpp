@@ -21,134 +21,14 @@
 #include <thread>
 #include <vector>
 
+#include "background.h"
 #include "harness.h"
-
-extern char** environ;
 
 namespace crosvm::e2e {
 namespace {
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
-
-std::string ReadText(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-// The value of "Key:" in /proc/PID/status, trimmed.
-std::string StatusField(pid_t pid, const std::string& key) {
-  std::istringstream in(ReadText("/proc/" + std::to_string(pid) + "/status"));
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(key + ":", 0) == 0) {
-      std::string v = line.substr(key.size() + 1);
-      v.erase(0, v.find_first_not_of(" \t"));
-      return v;
-    }
-  }
-  return "<no " + key + ">";
-}
-
-pid_t ParentOf(pid_t pid) {
-  std::string s = StatusField(pid, "PPid");
-  return s.rfind("<no", 0) == 0 ? -1 : std::atoi(s.c_str());
-}
-
-std::string Comm(pid_t pid) {
-  std::string c = ReadText("/proc/" + std::to_string(pid) + "/comm");
-  if (!c.empty() && c.back() == '\n') c.pop_back();
-  return c;
-}
-
-// The device processes of crosvm `vmm`: named "crosvm:<device>", children of a relay that is a
-// child of crosvm. Keyed by name.
-std::map<std::string, pid_t> DeviceProcesses(pid_t vmm) {
-  std::map<std::string, pid_t> out;
-  for (const auto& e : fs::directory_iterator("/proc")) {
-    const std::string name = e.path().filename();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    pid_t pid = std::atoi(name.c_str());
-    std::string comm = Comm(pid);
-    if (comm.rfind("crosvm:", 0) != 0) continue;
-    pid_t relay = ParentOf(pid);
-    if (relay > 0 && ParentOf(relay) == vmm) out[comm.substr(7)] = pid;
-  }
-  return out;
-}
-
-std::string NsLink(pid_t pid, const char* ns) {
-  std::error_code ec;
-  auto target = fs::read_symlink("/proc/" + std::to_string(pid) + "/ns/" + ns, ec);
-  return ec ? "<unreadable>" : target.string();
-}
-
-std::vector<std::string> OpenFds(pid_t pid) {
-  std::vector<std::string> out;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec)) {
-    std::error_code ec2;
-    out.push_back(e.path().filename().string() + " -> " + fs::read_symlink(e.path(), ec2).string());
-  }
-  return out;
-}
-
-// crosvm running in the background, its output in a file.
-class Vmm {
- public:
-  Vmm(const std::vector<std::string>& args, const std::string& log) : log_(log) {
-    std::vector<std::string> argv = {CROSVM_BINARY};
-    argv.insert(argv.end(), args.begin(), args.end());
-    std::vector<char*> cargv;
-    for (auto& a : argv) cargv.push_back(a.data());
-    cargv.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    if (posix_spawn(&pid_, cargv[0], &fa, nullptr, cargv.data(), environ) != 0) pid_ = -1;
-    posix_spawn_file_actions_destroy(&fa);
-  }
-  ~Vmm() {
-    if (pid_ > 0 && !exited_) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-  }
-  pid_t pid() const { return pid_; }
-  std::string output() const { return ReadText(log_); }
-  // The exit status, or -1 (still running after `limit`, or killed by a signal).
-  int Wait(std::chrono::seconds limit) {
-    auto end = std::chrono::steady_clock::now() + limit;
-    while (std::chrono::steady_clock::now() < end) {
-      int status;
-      if (waitpid(pid_, &status, WNOHANG) == pid_) {
-        exited_ = true;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-      }
-      std::this_thread::sleep_for(50ms);
-    }
-    return -1;
-  }
-  // Waits until crosvm has `n` device processes (or ends, or time runs out).
-  std::map<std::string, pid_t> WaitForDevices(size_t n) {
-    std::map<std::string, pid_t> d;
-    for (int i = 0; i < 600; ++i) {
-      d = DeviceProcesses(pid_);
-      if (d.size() >= n || kill(pid_, 0) != 0) break;
-      std::this_thread::sleep_for(50ms);
-    }
-    return d;
-  }
-
- private:
-  std::string log_;
-  pid_t pid_ = -1;
-  bool exited_ = false;
-};
 
 struct Guest {
   std::string kernel, initrd, params;
@@ -187,7 +67,7 @@ TEST(Sandbox, EveryDeviceProcessIsConfined) {
   ASSERT_TRUE(g);
   TempDir dir("e2e-sandbox");
   std::string disk = MakeDisk(dir);
-  Vmm vmm(RunArgs(*g, disk), dir.File("crosvm.log"));
+  BackgroundVmm vmm(RunArgs(*g, disk), dir.File("crosvm.log"));
   ASSERT_GT(vmm.pid(), 0);
   auto devices = vmm.WaitForDevices(3);
   ASSERT_EQ(devices.size(), 3u) << "expected device processes blk0, rng0 and balloon0\n"
@@ -215,8 +95,8 @@ TEST(Sandbox, EveryDeviceProcessIsConfined) {
     // pipe, /dev/null (stdin, stdout), crosvm's stderr and, for the disk, the image; for the
     // balloon, guest memory's memfd.
     int sockets = 0, pipes = 0;
-    for (const auto& fd : OpenFds(pid)) {
-      std::string target = fd.substr(fd.find(" -> ") + 4);
+    for (const auto& [num, target] : OpenFds(pid)) {
+      const std::string fd = num + " -> " + target;
       if (target.rfind("socket:", 0) == 0) {
         ++sockets;
       } else if (target.rfind("pipe:", 0) == 0) {
@@ -250,7 +130,7 @@ TEST(Sandbox, KilledDeviceProcessEndsTheVmWithAClearMessage) {
   auto g = LoadGuest();
   ASSERT_TRUE(g);
   TempDir dir("e2e-sandbox");
-  Vmm vmm(RunArgs(*g, MakeDisk(dir)), dir.File("crosvm.log"));
+  BackgroundVmm vmm(RunArgs(*g, MakeDisk(dir)), dir.File("crosvm.log"));
   auto devices = vmm.WaitForDevices(2);
   ASSERT_TRUE(devices.count("blk0")) << Tail(vmm.output());
   pid_t blk = devices["blk0"];
@@ -277,13 +157,14 @@ TEST(Sandbox, PolicyViolationNamesTheDeviceAndTheSystemCall) {
   for (const auto& e : fs::directory_iterator(CROSVM_SOURCE_DIR "/seccomp/x86_64")) {
     fs::copy_file(e.path(), policies + "/" + e.path().filename().string());
   }
-  std::string rng = ReadText(policies + "/rng_device.policy");
+  std::string rng = ReadTextFile(policies + "/rng_device.policy");
   size_t at = rng.find("\ngetrandom:");
   ASSERT_NE(at, std::string::npos) << rng;
   rng.erase(at + 1, rng.find('\n', at + 1) - at);
   std::ofstream(policies + "/rng_device.policy") << rng;
 
-  Vmm vmm(RunArgs(*g, MakeDisk(dir), {"--seccomp-policy-dir", policies}), dir.File("crosvm.log"));
+  BackgroundVmm vmm(RunArgs(*g, MakeDisk(dir), {"--seccomp-policy-dir", policies}),
+                    dir.File("crosvm.log"));
   int code = vmm.Wait(300s);
   std::string out = vmm.output();
   EXPECT_EQ(code, 4) << Tail(out);
@@ -299,7 +180,7 @@ TEST(Sandbox, DisableSandboxKeepsDevicesInTheVmm) {
   auto g = LoadGuest();
   ASSERT_TRUE(g);
   TempDir dir("e2e-sandbox");
-  Vmm vmm(RunArgs(*g, MakeDisk(dir), {"--disable-sandbox"}), dir.File("crosvm.log"));
+  BackgroundVmm vmm(RunArgs(*g, MakeDisk(dir), {"--disable-sandbox"}), dir.File("crosvm.log"));
   // The boot gets far enough to probe the devices (their MSI-X is enabled by the guest).
   for (int i = 0;
        i < 1200 && vmm.output().find("virtio-rng: the driver enabled MSI-X") == std::string::npos;
