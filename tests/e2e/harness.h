@@ -55,4 +55,8 @@ std::string FindLine(const std::string& output, const std::string& needle);
 // The last 3000 characters, for failure messages.
 std::string Tail(const std::string& output);
 
+// Standard base64 (RFC 4648, with padding): how the user-space tests hand a script to the guest's
+// test init on the kernel command line.
+std::string Base64(const std::string& in);
+
 }  // namespace crosvm::e2e

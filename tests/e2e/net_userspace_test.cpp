@@ -41,23 +41,6 @@ constexpr size_t kBulkMiB = 24;
 constexpr int kHttpPort = 8080;
 constexpr int kSinkPort = 5001;
 
-std::string Base64(const std::string& in) {
-  static const char* const k = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    uint32_t v = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8) | uint8_t(in[i + 2]);
-    for (int s : {18, 12, 6, 0}) out += k[(v >> s) & 63];
-  }
-  if (i + 1 == in.size()) {
-    uint32_t v = uint8_t(in[i]) << 16;
-    out = out + k[(v >> 18) & 63] + k[(v >> 12) & 63] + "==";
-  } else if (i + 2 == in.size()) {
-    uint32_t v = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8);
-    out = out + k[(v >> 18) & 63] + k[(v >> 12) & 63] + k[(v >> 6) & 63] + "=";
-  }
-  return out;
-}
 
 std::string Sha256(const std::string& path) {
   RunResult r = RunProcess({"sha256sum", path}, 60);
