@@ -25,20 +25,27 @@ std::string ReadTextFile(const std::string& path) {
   return s.str();
 }
 
-BackgroundVmm::BackgroundVmm(const std::vector<std::string>& args, const std::string& log)
-    : log_(log) {
-  std::vector<std::string> argv = {CROSVM_BINARY};
-  argv.insert(argv.end(), args.begin(), args.end());
+pid_t SpawnInBackground(const std::vector<std::string>& argv, const std::string& out_path) {
+  std::vector<std::string> copy = argv;
   std::vector<char*> cargv;
-  for (auto& a : argv) cargv.push_back(a.data());
+  for (auto& a : copy) cargv.push_back(a.data());
   cargv.push_back(nullptr);
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&fa, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   posix_spawn_file_actions_adddup2(&fa, 1, 2);
-  if (posix_spawn(&pid_, cargv[0], &fa, nullptr, cargv.data(), environ) != 0) pid_ = -1;
+  pid_t pid = -1;
+  if (posix_spawnp(&pid, cargv[0], &fa, nullptr, cargv.data(), environ) != 0) pid = -1;
   posix_spawn_file_actions_destroy(&fa);
+  return pid;
+}
+
+BackgroundVmm::BackgroundVmm(const std::vector<std::string>& args, const std::string& log)
+    : log_(log) {
+  std::vector<std::string> argv = {CROSVM_BINARY};
+  argv.insert(argv.end(), args.begin(), args.end());
+  pid_ = SpawnInBackground(argv, log);
 }
 
 BackgroundVmm::~BackgroundVmm() {

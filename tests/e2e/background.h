@@ -15,6 +15,9 @@ namespace crosvm::e2e {
 
 // The whole file, or "" if it cannot be read.
 std::string ReadTextFile(const std::string& path);
+// Starts argv[0] (searched in PATH) with stdin from /dev/null and stdout and stderr into
+// `out_path`; returns its pid, or -1.
+pid_t SpawnInBackground(const std::vector<std::string>& argv, const std::string& out_path);
 
 // build/crosvm running in the background with stdin /dev/null and its output in `log`; killed
 // when the object goes away.

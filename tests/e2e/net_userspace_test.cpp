@@ -41,7 +41,6 @@ constexpr size_t kBulkMiB = 24;
 constexpr int kHttpPort = 8080;
 constexpr int kSinkPort = 5001;
 
-
 std::string Sha256(const std::string& path) {
   RunResult r = RunProcess({"sha256sum", path}, 60);
   return r.output.substr(0, 64);

@@ -24,8 +24,6 @@
 #include "harness.h"
 #include "sandbox/seccomp_policy.h"
 
-extern char** environ;
-
 namespace crosvm::e2e {
 namespace {
 
@@ -36,18 +34,8 @@ const char* const kTestInitrd = CROSVM_BUILD_DIR "/guest/userspace/initramfs-tes
 
 // `strace -f -qq -p PID -o LOG` in the background.
 pid_t AttachStrace(pid_t pid, const std::string& log) {
-  std::vector<std::string> argv = {"strace", "-f", "-qq", "-p", std::to_string(pid), "-o", log};
-  std::vector<char*> cargv;
-  for (auto& a : argv) cargv.push_back(a.data());
-  cargv.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-  pid_t tracer = -1;
-  if (posix_spawnp(&tracer, "strace", &fa, nullptr, cargv.data(), environ) != 0) tracer = -1;
-  posix_spawn_file_actions_destroy(&fa);
-  return tracer;
+  return SpawnInBackground({"strace", "-f", "-qq", "-p", std::to_string(pid), "-o", log},
+                           log + ".out");
 }
 
 // The system calls in a strace log of one device process (its threads included), from its
@@ -130,36 +118,57 @@ TEST(PolicyUsage, EveryRuleOfEveryDevicePolicyIsUsed) {
       "sync\n"
       "dd if=/dev/hwrng of=/tmp/r bs=512 count=4 2>/dev/null\n"
       "result rng $(wc -c < /tmp/r)\n";
-  BackgroundVmm vmm({"run", "-m", "256", "-i", kTestInitrd, "-s", dir.path(), "--rwdisk",
-                     raw + ",format=raw", "--rwdisk", qcow + ",format=qcow2", "-p",
-                     "crosvm_test_b64=" + Base64(script), "-p", "crosvm_test_exit=reboot", *kernel},
-                    dir.File("crosvm.log"));
-  auto devices = vmm.WaitForDevices(4);
-  ASSERT_EQ(devices.size(), 4u) << Tail(vmm.output());
-  std::map<std::string, pid_t> tracers;
-  for (const auto& [name, pid] : devices) {
-    tracers[name] = AttachStrace(pid, dir.File("strace-" + name + ".log"));
-    ASSERT_GT(tracers[name], 0) << "cannot start strace";
-  }
-  ASSERT_TRUE(vmm.WaitForOutput("CROSVM-TEST: ready=yes", 180s)) << Tail(vmm.output());
-  const std::string sock = dir.path() + "/crosvm-" + std::to_string(vmm.pid()) + ".sock";
-  RunResult balloon = RunProcess({CROSVM_BINARY, "balloon", "64M", sock}, 60);
-  EXPECT_EQ(balloon.exit_code, 0) << balloon.output;
-  // Growing both disks: ftruncate in the device processes.
-  for (const char* disk : {"0", "1"}) {
-    RunResult resized = RunProcess({CROSVM_BINARY, "disk", "resize", disk, "48M", sock}, 60);
-    EXPECT_EQ(resized.exit_code, 0) << resized.output;
-  }
-  EXPECT_EQ(vmm.Wait(300s), 0) << Tail(vmm.output());
-  const std::string out = vmm.output();
-  EXPECT_NE(out.find("CROSVM-TEST: rng=2048"), std::string::npos) << Tail(out);
-  for (auto& [name, tracer] : tracers) {
-    int status;
-    for (int i = 0; i < 200 && waitpid(tracer, &status, WNOHANG) != tracer; ++i) {
-      std::this_thread::sleep_for(50ms);
+  std::map<std::string, pid_t> devices;
+  // Inside L1 a boot that triple-faults before user space (TCG's nested SVM; see
+  // userspace_test.cpp) is run once more, and the retry reported.
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    BackgroundVmm vmm(
+        {"run", "-m", "256", "-i", kTestInitrd, "-s", dir.path(), "--rwdisk", raw + ",format=raw",
+         "--rwdisk", qcow + ",format=qcow2", "-p", "crosvm_test_b64=" + Base64(script), "-p",
+         "crosvm_test_exit=reboot", *kernel},
+        dir.File("crosvm.log"));
+    devices = vmm.WaitForDevices(4);
+    ASSERT_EQ(devices.size(), 4u) << Tail(vmm.output());
+    std::map<std::string, pid_t> tracers;
+    for (const auto& [name, pid] : devices) {
+      tracers[name] = AttachStrace(pid, dir.File("strace-" + name + ".log"));
+      ASSERT_GT(tracers[name], 0) << "cannot start strace";
     }
-    kill(tracer, SIGKILL);
-    waitpid(tracer, &status, 0);
+    auto reap_tracers = [&] {
+      for (auto& [name, tracer] : tracers) {
+        int status;
+        for (int i = 0; i < 200 && waitpid(tracer, &status, WNOHANG) != tracer; ++i) {
+          std::this_thread::sleep_for(50ms);
+        }
+        kill(tracer, SIGKILL);
+        waitpid(tracer, &status, 0);
+      }
+    };
+    if (!vmm.WaitForOutput("CROSVM-TEST: ready=yes", 180s)) {
+      const std::string out = vmm.output();
+      if (attempt == 0 && std::getenv("CROSVM_IN_L1") &&
+          out.find("triple fault (KVM_EXIT_SHUTDOWN)") != std::string::npos &&
+          out.find("CROSVM-TEST") == std::string::npos) {
+        std::printf("[ policy] RETRIED: the guest triple-faulted during its kernel boot in L1\n");
+        vmm.Wait(30s);
+        reap_tracers();
+        continue;
+      }
+      FAIL() << "the guest's user space did not start\n" << Tail(out);
+    }
+    const std::string sock = dir.path() + "/crosvm-" + std::to_string(vmm.pid()) + ".sock";
+    RunResult balloon = RunProcess({CROSVM_BINARY, "balloon", "64M", sock}, 60);
+    EXPECT_EQ(balloon.exit_code, 0) << balloon.output;
+    // Growing both disks: ftruncate in the device processes.
+    for (const char* disk : {"0", "1"}) {
+      RunResult resized = RunProcess({CROSVM_BINARY, "disk", "resize", disk, "48M", sock}, 60);
+      EXPECT_EQ(resized.exit_code, 0) << resized.output;
+    }
+    EXPECT_EQ(vmm.Wait(300s), 0) << Tail(vmm.output());
+    const std::string out = vmm.output();
+    EXPECT_NE(out.find("CROSVM-TEST: rng=2048"), std::string::npos) << Tail(out);
+    reap_tracers();
+    break;
   }
 
   std::map<std::string, std::set<std::string>> used_by_policy;

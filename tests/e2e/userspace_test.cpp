@@ -25,7 +25,6 @@ namespace fs = std::filesystem;
 constexpr int kTimeoutS = 180;
 const char* const kTestInitrd = CROSVM_BUILD_DIR "/guest/userspace/initramfs-test.cpio";
 
-
 struct GuestRun {
   RunResult run;
   std::map<std::string, std::string> results;  // the CROSVM-TEST: key=value lines

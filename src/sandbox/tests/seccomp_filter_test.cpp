@@ -563,8 +563,7 @@ TEST(ShippedPolicyTest, BlockDeviceDoesDiskIo) {
           return 7;
         if (ftruncate(fd, 1 << 20) != 0) return 9;
         // The file grew: a read past the old end finds zeros.
-        if (pread(fd, buf, sizeof(buf), (1 << 20) - 4096) != sizeof(buf) || buf[0] != 0)
-          return 10;
+        if (pread(fd, buf, sizeof(buf), (1 << 20) - 4096) != sizeof(buf) || buf[0] != 0) return 10;
         int flags = fcntl(fd, F_GETFL);
         if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0) return 11;
         // Opening files is not a disk device's business.
