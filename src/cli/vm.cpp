@@ -37,7 +37,6 @@
 #include "devices/i8042.h"
 #include "devices/pci/address_allocator.h"
 #include "devices/pci/gsi_router.h"
-#include "devices/pci/kvm_vm_control.h"
 #include "devices/pci/pci_root.h"
 #include "devices/serial.h"
 #include "devices/virtio/balloon.h"
@@ -52,6 +51,7 @@
 #include "memory/guest_memory.h"
 #include "vmm/control_handler.h"
 #include "vmm/device_host.h"
+#include "vmm/kvm_vm_control.h"
 #include "vmm/vcpu_run_state.h"
 
 namespace crosvm::cli {
@@ -313,7 +313,7 @@ class Vm {
   std::vector<std::unique_ptr<disk::DiskFile>> disks_;
   // PCI: the hypervisor hooks and the one GSI routing table, the root bus and its devices.
   // Torn down explicitly (StopDevices) before the memory, the VM and the buses go.
-  std::unique_ptr<devices::pci::KvmVmControl> vm_control_;
+  std::unique_ptr<vmm::KvmVmControl> vm_control_;
   std::unique_ptr<devices::pci::GsiRouter> gsi_router_;
   std::unique_ptr<devices::pci::PciRoot> pci_root_;
   // Each virtio device, in its own sandboxed process unless --disable-sandbox.
@@ -457,7 +457,7 @@ Status AddNetDevices(std::vector<NetBackend> nets, AddFn& add) {
 Status Vm::SetupPciDevices() {
   namespace pci = devices::pci;
   namespace virtio = devices::virtio;
-  vm_control_ = std::make_unique<pci::KvmVmControl>(*vm_);
+  vm_control_ = std::make_unique<vmm::KvmVmControl>(*vm_);
   gsi_router_ = std::make_unique<pci::GsiRouter>(vm_control_.get());
   pci_root_ = std::make_unique<pci::PciRoot>(&buses_.mmio, &buses_.io);
   CROSVM_RETURN_IF_ERROR(buses_.io.Insert(pci_root_->config_io(), pci::PciRoot::kConfigAddressPort,

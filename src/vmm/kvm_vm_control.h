@@ -1,12 +1,13 @@
-// VmControl on a real KVM VM.
+// VmControl on a real KVM VM: the VMM's side of what devices ask of the hypervisor. It lives in
+// the VMM layer so that the device libraries (crosvm_pci, crosvm_virtio) do not link KVM.
 #pragma once
 
 #include "devices/pci/vm_control.h"
 #include "kvm/kvm.h"
 
-namespace crosvm::devices::pci {
+namespace crosvm::vmm {
 
-class KvmVmControl : public VmControl {
+class KvmVmControl : public devices::pci::VmControl {
  public:
   explicit KvmVmControl(kvm::Vm& vm) : vm_(vm) {}
   base::Status RegisterIoeventfd(int fd, uint64_t addr, uint32_t len, bool pio,
@@ -31,4 +32,4 @@ class KvmVmControl : public VmControl {
   kvm::Vm& vm_;
 };
 
-}  // namespace crosvm::devices::pci
+}  // namespace crosvm::vmm
