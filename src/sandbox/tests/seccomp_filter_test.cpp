@@ -435,6 +435,7 @@ constexpr std::pair<const char*, const char*> kSanitizerRuntime[] = {
     {"pipe2", "1"},
     {"sched_getaffinity", "1"},
     {"sigaltstack", "1"},
+    {"gettid", "1"},  // the runtime's thread registry, in every new thread
 };
 #else
 constexpr std::pair<const char*, const char*> kSanitizerRuntime[] = {{nullptr, nullptr}};
