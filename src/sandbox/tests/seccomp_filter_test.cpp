@@ -432,10 +432,8 @@ TEST(ShippedPolicyTest, AllParseAndCompile) {
 #if defined(__SANITIZE_ADDRESS__)
 constexpr std::pair<const char*, const char*> kSanitizerRuntime[] = {
     {"madvise", "1"},  // any advice, not only DONTNEED and FREE
-    {"pipe2", "1"},
-    {"sched_getaffinity", "1"},
-    {"sigaltstack", "1"},
-    {"gettid", "1"},  // the runtime's thread registry, in every new thread
+    {"pipe2", "1"},       {"sched_getaffinity", "1"},
+    {"sigaltstack", "1"}, {"gettid", "1"},  // the runtime's thread registry, in every new thread
 };
 #else
 constexpr std::pair<const char*, const char*> kSanitizerRuntime[] = {{nullptr, nullptr}};
